@@ -1,0 +1,12 @@
+"""customer-updates: the v1.1 "update customer details" behaviour as an event-driven Celery worker.
+
+The public face is the producer library; everything else is reached through the CLI and the queue.
+"""
+
+from __future__ import annotations
+
+from customer_updates.errors import CustomerUpdatesError, InvalidBody, NotFound, UnknownOrg
+from customer_updates.producer import BatchReceipt, Producer
+
+__all__ = ["BatchReceipt", "CustomerUpdatesError", "InvalidBody", "NotFound", "Producer", "UnknownOrg"]
+__version__ = "0.1.0"

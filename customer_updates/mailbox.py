@@ -1,0 +1,109 @@
+"""Results, batch manifests, events and dead letters on Redis.
+
+Producers read results here with nothing but `REDIS_URL` (DESIGN §2: not Celery's result backend).
+The database keeps the durable copy; these keys expire after `result_ttl_seconds`.
+
+Keys:
+  cu:result:{org}:{request_id}          {"hash": payload hash, "result": v1.1 item}
+  cu:rejected:{org}:{request_id}:{hash} v1.1 item with code 409 (a reused request id)
+  cu:batch:{org}:{batch_id}             [[request_id, hash], ...] in input order (written by the producer)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from customer_updates.models.results import batch_response
+
+
+def result_key(org_id: int, request_id: str) -> str:
+    return f"cu:result:{org_id}:{request_id}"
+
+
+def rejected_key(org_id: int, request_id: str, payload_hash: str) -> str:
+    return f"cu:rejected:{org_id}:{request_id}:{payload_hash}"
+
+
+def batch_key(org_id: int, batch_id: str) -> str:
+    return f"cu:batch:{org_id}:{batch_id}"
+
+
+def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None:
+    """Publish stored results (services.apply.StoredResult) in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for r in results:
+        if r.rejected:
+            pipe.set(rejected_key(r.org_id, r.request_id, r.payload_hash), json.dumps(r.result), ex=ttl)
+        else:
+            pipe.set(result_key(r.org_id, r.request_id),
+                     json.dumps({"hash": r.payload_hash, "result": r.result}), ex=ttl)
+    pipe.execute()
+
+
+def read_result(client: redis.Redis, org_id: int, request_id: str) -> dict[str, Any] | None:
+    raw = client.get(result_key(org_id, request_id))
+    return json.loads(raw)["result"] if raw else None
+
+
+def read_batch(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any] | None:
+    """The v1.1 batch response, or None while any item is not done (or the batch is unknown)."""
+    manifest_raw = client.get(batch_key(org_id, batch_id))
+    if not manifest_raw:
+        return None
+    manifest: list[list[str]] = json.loads(manifest_raw)
+    raws = client.mget([result_key(org_id, rid) for rid, _ in manifest]) if manifest else []
+    items: list[dict[str, Any] | None] = []
+    missing_rejected = []
+    for (rid, wanted_hash), raw in zip(manifest, raws, strict=True):
+        stored = json.loads(raw) if raw else None
+        if stored is None:
+            return None
+        if stored["hash"] == wanted_hash:
+            items.append(stored["result"])
+        else:
+            items.append(None)
+            missing_rejected.append((len(items) - 1, rejected_key(org_id, rid, wanted_hash)))
+    if missing_rejected:
+        found = client.mget([key for _, key in missing_rejected])
+        for (index, _), raw in zip(missing_rejected, found, strict=True):
+            if not raw:
+                return None
+            items[index] = json.loads(raw)
+    return batch_response([i for i in items if i is not None])
+
+
+def wait_for(read: Any, timeout: float, interval: float = 0.02) -> Any:
+    """Poll `read()` until it returns something or `timeout` seconds pass (0: look once)."""
+    deadline = time.monotonic() + max(timeout, 0)
+    while True:
+        value = read()
+        if value is not None or time.monotonic() >= deadline:
+            return value
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.25)
+
+
+def publish_events(client: redis.Redis, stream: str, maxlen: int, events: list[tuple[int, dict[str, Any]]]) -> None:
+    """Append events to the stream. `event_id` is the outbox id: consumers dedupe on it, since the
+    relay may publish an event twice if a worker dies between XADD and marking it published."""
+    if not events:
+        return
+    pipe = client.pipeline(transaction=False)
+    for outbox_id, payload in events:
+        body = {"event_id": str(outbox_id), "type": payload["event"], "data": json.dumps(payload, default=str)}
+        pipe.xadd(stream, body, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    pipe.execute()
+
+
+def push_dead_letter(client: redis.Redis, key: str, raw: Any, error: str, attempts: int) -> None:
+    entry = {"message": raw, "error": error[:2000], "attempts": attempts, "at": time.time()}
+    client.rpush(key, json.dumps(entry, default=str))
+
+
+def list_dead_letters(client: redis.Redis, key: str, limit: int = 1000) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(key, 0, limit - 1)]

@@ -1,0 +1,119 @@
+"""The producer library (DESIGN §3): enqueue update commands, read their results.
+
+Needs only `REDIS_URL`: results are read from Redis keys the worker writes, not from Celery's result
+backend and not from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from customer_updates import mailbox
+from customer_updates.errors import InvalidBody
+from customer_updates.models.commands import Command, UserContext, payload_hash, utcnow
+from customer_updates.rules.parse import as_list
+from customer_updates.settings import Settings, get_settings
+
+
+@dataclass
+class BatchReceipt:
+    batch_id: str
+    request_ids: list[str] = field(default_factory=list)
+
+
+def items_of(body: Any) -> list[Any]:
+    """The customer items of a v1.1 body `{"root": {"customer": [...]}}` (a single object is accepted)."""
+    if not isinstance(body, dict):
+        raise InvalidBody("the body must be a JSON object like {\"root\": {\"customer\": [...]}}")
+    root = body.get("root", body)
+    if not isinstance(root, dict) or "customer" not in root:
+        raise InvalidBody("the body has no root.customer")
+    items = as_list(root["customer"])
+    if not items:
+        raise InvalidBody("root.customer is empty")
+    return items
+
+
+class Producer:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._redis: redis.Redis | None = None
+        self._celery: Any = None
+
+    @classmethod
+    def from_env(cls) -> Producer:
+        return cls(get_settings())
+
+    @property
+    def celery(self) -> Any:
+        """A Celery app of our own settings, used only to send (connects on first send)."""
+        if self._celery is None:
+            from customer_updates.worker import make_app
+
+            self._celery = make_app(self.settings)
+        return self._celery
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.settings.redis_url)
+        return self._redis
+
+    def _command(self, org_id: int, customer: Any, request_id: str | None, issued_at: datetime | None,
+                 user_context: dict[str, Any] | UserContext | None, batch_id: str | None = None,
+                 position: int | None = None) -> dict[str, Any]:
+        if isinstance(org_id, bool) or not isinstance(org_id, int) or org_id <= 0:
+            raise InvalidBody("org_id must be a positive integer")
+        context = UserContext.model_validate(user_context) if isinstance(user_context, dict) else user_context
+        command = Command(org_id=org_id, request_id=request_id or uuid.uuid4().hex,
+                          issued_at=issued_at or utcnow(), user_context=context, batch_id=batch_id,
+                          position=position, customer=customer)
+        wire = command.model_dump(mode="json", exclude_none=True)
+        wire["customer"] = customer  # raw, as given: the worker validates it and answers with a code
+        return wire
+
+    def enqueue_update(self, org_id: int, customer: Any, *, request_id: str | None = None,
+                       issued_at: datetime | None = None,
+                       user_context: dict[str, Any] | UserContext | None = None) -> str:
+        from customer_updates.wire import send_apply
+
+        command = self._command(org_id, customer, request_id, issued_at, user_context)
+        json.dumps(command)  # refuse what JSON cannot carry, here rather than in the worker
+        send_apply([command], celery=self.celery)
+        return str(command["request_id"])
+
+    def enqueue_batch(self, org_id: int, body: Any, *, request_ids: list[str] | None = None,
+                      issued_at: datetime | None = None, user_context: dict[str, Any] | UserContext | None = None,
+                      batch_id: str | None = None) -> BatchReceipt:
+        from customer_updates.wire import publish_many
+
+        items = items_of(body)
+        if request_ids is not None and len(request_ids) != len(items):
+            raise InvalidBody("request_ids must have one id per customer item")
+        batch_id = batch_id or uuid.uuid4().hex
+        moment = issued_at or utcnow()
+        commands = [self._command(org_id, item, request_ids[i] if request_ids else None, moment, user_context,
+                                  batch_id, i) for i, item in enumerate(items)]
+        manifest = [[c["request_id"], payload_hash(c["customer"])] for c in commands]
+        # The manifest first: a reader that sees results must be able to find the batch.
+        self.redis.set(mailbox.batch_key(org_id, batch_id), json.dumps(manifest),
+                       ex=self.settings.result_ttl_seconds)
+        size = max(1, self.settings.producer_message_size)
+        publish_many([commands[i:i + size] for i in range(0, len(commands), size)], celery=self.celery)
+        return BatchReceipt(batch_id, [c["request_id"] for c in commands])
+
+    def get_result(self, org_id: int, request_id: str, timeout: float = 0) -> dict[str, Any] | None:
+        return mailbox.wait_for(lambda: mailbox.read_result(self.redis, org_id, request_id), timeout)  # type: ignore[no-any-return]
+
+    def get_batch_result(self, org_id: int, batch_id: str, timeout: float = 0) -> dict[str, Any] | None:
+        return mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()

@@ -1,0 +1,234 @@
+"""Apply a batch of commands in one unit of work (DESIGN §1, steps 1 to 4).
+
+One transaction for the whole batch: idempotency records, customer changes, audit, merges and outbox
+rows are committed together or not at all. Items are atomic without savepoints because the rules are
+pure: a failed item never touched the in-memory states, so there is nothing to roll back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from customer_updates.models import tables as t
+from customer_updates.models.commands import Command, utcnow
+from customer_updates.models.results import customer_item, failed_item, item_status
+from customer_updates.rules.codes import Code, message
+from customer_updates.rules.directory import Directory
+from customer_updates.rules.identifiers import normalise
+from customer_updates.rules.parse import ItemRejected, UpdateItem, parse_item
+from customer_updates.rules.side_effects import apply_award
+from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
+from customer_updates.rules.update import Applied, apply_item
+from customer_updates.store import customers as customer_store
+from customer_updates.store import records
+from customer_updates.store.orgs import OrgCache
+
+log = logging.getLogger("customer_updates.apply")
+
+
+@dataclass
+class StoredResult:
+    org_id: int
+    request_id: str
+    payload_hash: str
+    result: dict[str, Any]
+    rejected: bool = False  # a 409 for a reused request id: stored beside, not over, the first result
+
+
+@dataclass
+class BatchOutcome:
+    results: list[StoredResult] = field(default_factory=list)
+    undecodable: list[tuple[Any, str]] = field(default_factory=list)  # (raw command, error) to dead-letter
+    outbox_ids: list[int] = field(default_factory=list)
+    outcomes: list[tuple[str, int, str, int]] = field(default_factory=list)  # for logs: request, org, kind, code
+
+
+@dataclass
+class _Pending:
+    command: Command
+    hash: str
+    item: UpdateItem | None = None
+    rejection: ItemRejected | None = None
+
+
+def decode(raw_commands: list[Any], outcome: BatchOutcome) -> list[Command]:
+    commands = []
+    for raw in raw_commands:
+        try:
+            commands.append(Command.model_validate(raw))
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            outcome.undecodable.append((raw, f"invalid envelope: {errors}"))
+    return commands
+
+
+def _lookup_keys(org: OrgConfig, pendings: list[_Pending]) -> tuple[set[int], dict[str, set[str]]]:
+    ids: set[int] = set()
+    idents: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
+    for p in pendings:
+        if p.item is None:
+            continue
+        if p.item.id is not None:
+            ids.add(p.item.id)
+        for name, raw in p.item.identifiers.items():
+            value = normalise(name, raw, org)
+            if value is not None:
+                idents[name].add(value)
+    return ids, idents
+
+
+class BatchApplier:
+    """Applies the commands of one message (or one consumer-side batch) inside an open session."""
+
+    def __init__(self, session: Session, orgs: OrgCache, now: datetime | None = None) -> None:
+        self.session = session
+        self.orgs = orgs
+        self.now = now or utcnow()
+        self.outcome = BatchOutcome()
+        self.audit: list[dict[str, Any]] = []
+        self.merges: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
+
+    def run(self, raw_commands: list[Any]) -> BatchOutcome:
+        commands = decode(raw_commands, self.outcome)
+        known = records.existing_records(self.session, {(c.org_id, c.request_id) for c in commands})
+        seen: dict[tuple[int, str], StoredResult] = {
+            key: StoredResult(r.org_id, r.request_id, r.payload_hash, r.result) for key, r in known.items()
+        }
+        by_org: dict[int, list[_Pending]] = {}
+        for command in commands:
+            by_org.setdefault(command.org_id, []).append(_Pending(command, command.payload_hash()))
+        for org_id, pendings in by_org.items():
+            self._apply_org(org_id, pendings, seen)
+        self._write()
+        return self.outcome
+
+    def _apply_org(self, org_id: int, pendings: list[_Pending], seen: dict[tuple[int, str], StoredResult]) -> None:
+        org = self.orgs.get(self.session, org_id)
+        for p in pendings:
+            try:
+                p.item = parse_item(p.command.customer)
+            except ItemRejected as exc:
+                p.rejection = exc
+        directory = Directory()
+        before: dict[int, CustomerState] = {}
+        if org is not None:
+            ids, idents = _lookup_keys(org, pendings)
+            loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
+            before = {s.user_id: s for s in loaded}
+            directory = Directory([s.copy() for s in loaded])
+        for p in pendings:
+            key = (org_id, p.command.request_id)
+            previous = seen.get(key)
+            if previous is not None:
+                if previous.payload_hash == p.hash:
+                    self._done(previous, "duplicate")
+                else:
+                    self._conflict(p)
+                continue
+            result = self._apply_one(org, p, directory)
+            seen[key] = result
+            self._done(result, "applied")
+        customer_store.write_changes(self.session, before, directory.by_id)
+
+    def _apply_one(self, org: OrgConfig | None, p: _Pending, directory: Directory) -> StoredResult:
+        cmd = p.command
+        if org is None:
+            return self._record(p, failed_item(cmd.customer, Code.INVALID_INPUT,
+                                               message(Code.INVALID_INPUT, f"org_id {cmd.org_id} is not a known org")))
+        if p.rejection is not None or p.item is None:
+            rejection = p.rejection or ItemRejected(Code.INVALID_INPUT)
+            return self._record(p, failed_item(cmd.customer, rejection.code, rejection.message))
+        try:
+            applied = apply_item(org, p.item, directory, cmd.issued_at, self.now)
+        except ItemRejected as exc:
+            return self._record(p, failed_item(cmd.customer, exc.code, exc.message))
+        except Exception:  # a bug must fail one item, never the batch or the worker
+            log.exception("item failed unexpectedly", extra={"org_id": cmd.org_id, "request_id": cmd.request_id})
+            return self._record(p, failed_item(cmd.customer, Code.INTERNAL_ERROR, message(Code.INTERNAL_ERROR)))
+        for merge in applied.merges:
+            directory.put(merge.victim)
+        directory.put(applied.target)
+        effects = self._follow_on(org, cmd, applied)
+        status = item_status(Code.SUCCESS, warnings=[w.as_dict() for w in applied.warnings])
+        return self._record(p, customer_item(org, applied.target, status, effects))
+
+    def _follow_on(self, org: OrgConfig, cmd: Command, applied: Applied) -> list[dict[str, Any]]:
+        """Audit rows, merge records and outbox rows of one applied item; returns the v1.1 effects."""
+        target = applied.target
+        context = cmd.user_context.model_dump() if cmd.user_context else None
+        common = {"org_id": cmd.org_id, "request_id": cmd.request_id, "issued_at": cmd.issued_at,
+                  "user_context": context, "created_at": self.now}
+        for merge in applied.merges:
+            self.merges.append({"org_id": cmd.org_id, "survivor_id": target.user_id,
+                                "victim_id": merge.victim.user_id, "identifier": merge.identifier,
+                                "request_id": cmd.request_id, "user_context": context,
+                                "snapshot": merge.snapshot, "created_at": self.now})
+            self.audit.append({**common, "user_id": target.user_id, "kind": "CustomerMerge",
+                               "field": merge.identifier, "previous": str(merge.victim.user_id),
+                               "new": str(target.user_id)})
+            self.outbox.append({"org_id": cmd.org_id, "user_id": target.user_id, "kind": "event",
+                                "created_at": self.now, "payload": {
+                                    "event": "customer.merged", "survivor_id": target.user_id,
+                                    "victim_id": merge.victim.user_id, "identifier": merge.identifier,
+                                    "request_id": cmd.request_id, "user_context": context}})
+        for change in applied.changes:
+            self.audit.append({**common, "user_id": target.user_id, "kind": "CustomerUpdate",
+                               "field": change.field, "previous": change.previous, "new": change.new})
+        if applied.changes:
+            self.outbox.append({"org_id": cmd.org_id, "user_id": target.user_id, "kind": "event",
+                                "created_at": self.now, "payload": {
+                                    "event": "customer.updated", "user_id": target.user_id,
+                                    "request_id": cmd.request_id, "issued_at": cmd.issued_at.isoformat(),
+                                    "user_context": context,
+                                    "changes": [{"field": c.field, "previous": c.previous, "current": c.new}
+                                                for c in applied.changes]}})
+        effects: list[dict[str, Any]] = []
+        projection = target.copy()  # what the follow-on awards will make of points and tier
+        for award in applied.awards:
+            self.outbox.append({"org_id": cmd.org_id, "user_id": target.user_id, "kind": "award",
+                                "created_at": self.now, "payload": {
+                                    "points": award.points, "rule": award.rule, "key": award.key,
+                                    "request_id": cmd.request_id}})
+            effects.extend(apply_award(org, projection, award.points, award.rule, self.now))
+        return effects
+
+    def _record(self, p: _Pending, result: dict[str, Any]) -> StoredResult:
+        cmd = p.command
+        code = int(result["item_status"]["code"])
+        self.records.append({"org_id": cmd.org_id, "request_id": cmd.request_id, "payload_hash": p.hash,
+                             "batch_id": cmd.batch_id, "position": cmd.position, "success": code == 1000,
+                             "code": code, "result": result, "created_at": self.now})
+        return StoredResult(cmd.org_id, cmd.request_id, p.hash, result)
+
+    def _conflict(self, p: _Pending) -> None:
+        cmd = p.command
+        result = failed_item(cmd.customer, Code.CONFLICTING_REQUEST_ID, message(Code.CONFLICTING_REQUEST_ID))
+        self.rejected.append({"org_id": cmd.org_id, "request_id": cmd.request_id, "payload_hash": p.hash,
+                              "batch_id": cmd.batch_id, "position": cmd.position, "result": result,
+                              "created_at": self.now})
+        self._done(StoredResult(cmd.org_id, cmd.request_id, p.hash, result, rejected=True), "conflict")
+
+    def _done(self, result: StoredResult, kind: str) -> None:
+        self.outcome.results.append(result)
+        code = int(result.result["item_status"]["code"])
+        self.outcome.outcomes.append((result.request_id, result.org_id, kind, code))
+
+    def _write(self) -> None:
+        customer_store.insert_rows(self.session, t.AuditEntry, self.audit)
+        customer_store.insert_rows(self.session, t.Merge, self.merges)
+        customer_store.insert_rows(self.session, t.CommandRecord, self.records)
+        if self.rejected:
+            from customer_updates.store.customers import dialect_insert
+
+            stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()
+            self.session.execute(stmt, self.rejected)
+        self.outcome.outbox_ids = records.insert_outbox(self.session, self.outbox)

@@ -1,0 +1,174 @@
+"""What a worker does with the messages it took: apply, publish, retry or dead-letter.
+
+Delivery is at least once (acks_late); every step here is safe to repeat, so a message redelivered
+after a crash at any point ends in the same stored state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from customer_updates import mailbox
+from customer_updates.models.commands import payload_hash, utcnow
+from customer_updates.models.results import failed_item
+from customer_updates.rules.codes import Code, message
+from customer_updates.runtime import Runtime
+from customer_updates.services import awards as award_service
+from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
+from customer_updates.services.publish import load_outbox, publish_outbox
+from customer_updates.store.db import session_scope
+
+log = logging.getLogger("customer_updates.worker")
+
+# Errors worth another try: the database or broker went away, a deadlock or serialization failure,
+# or a unique index refusing what a concurrent worker just committed (the retry sees it and merges).
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.IntegrityError, sa_exc.TimeoutError,
+             ConnectionError, TimeoutError)
+
+
+@dataclass
+class Message:
+    """One queue message: its commands and how often it was tried already."""
+
+    commands: list[Any]
+    attempt: int = 0
+    raw: Any = None
+
+
+def as_commands(kwargs: Any) -> list[Any] | None:
+    """The commands of a message's kwargs, or None when the body is not of the wire contract."""
+    if not isinstance(kwargs, dict):
+        return None
+    commands = kwargs.get("commands")
+    if isinstance(commands, dict):
+        commands = [commands]
+    return commands if isinstance(commands, list) else None
+
+
+def backoff(settings_base: float, settings_max: float, attempt: int) -> float:
+    """Exponential backoff with full jitter (spreads retries of many workers after a common outage)."""
+    return random.uniform(0, min(settings_max, settings_base * 2 ** attempt))
+
+
+def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[list[int]], None],
+                   requeue: Callable[[Message, float], None]) -> None:
+    """Apply messages in transactions of at most `worker_batch_size` commands, message boundaries kept."""
+    chunk: list[Message] = []
+    size = 0
+    for msg in messages:
+        if chunk and size + len(msg.commands) > rt.settings.worker_batch_size:
+            _apply_chunk(rt, chunk, send_awards, requeue)
+            chunk, size = [], 0
+        chunk.append(msg)
+        size += len(msg.commands)
+    if chunk:
+        _apply_chunk(rt, chunk, send_awards, requeue)
+
+
+def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[int]], None],
+                 requeue: Callable[[Message, float], None]) -> None:
+    started = time.perf_counter()
+    commands = [c for m in chunk for c in m.commands]
+    try:
+        with session_scope(rt.settings.database_url) as session:
+            outcome = BatchApplier(session, rt.orgs).run(commands)
+    except Exception as exc:
+        if not isinstance(exc, TRANSIENT):
+            log.exception("unexpected error applying a message")
+        if len(chunk) > 1:
+            # One message may be the cause (or just unlucky): try each alone before backing off.
+            for msg in chunk:
+                _apply_chunk(rt, [msg], send_awards, requeue)
+            return
+        _retry_or_dead_letter(rt, chunk[0], exc, requeue)
+        return
+    try:
+        _after_commit(rt, outcome, send_awards, time.perf_counter() - started)
+    except Exception as exc:
+        # Committed, but the results did not reach Redis: a second delivery applies nothing and
+        # publishes the stored results again (the batch task acks its messages whatever happens).
+        log.warning("results not published; message requeued", extra={"error": type(exc).__name__})
+        for msg in chunk:
+            requeue(msg, backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt))
+
+
+def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[list[int]], None],
+                  duration: float) -> None:
+    mailbox.store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
+    for raw, error in outcome.undecodable:
+        _dead_letter_raw(rt, raw, error, attempts=1)
+    if outcome.outbox_ids:
+        try:
+            with session_scope(rt.settings.database_url) as session:
+                publish_outbox(session, rt.redis, rt.settings, send_awards,
+                               load_outbox(session, outcome.outbox_ids), utcnow())
+        except Exception:  # the relay republishes what was not confirmed
+            log.warning("outbox publish deferred to relay", exc_info=True)
+    per_item = duration / max(1, len(outcome.outcomes))
+    for request_id, org_id, kind, code in outcome.outcomes:
+        log.info("command", extra={"org_id": org_id, "request_id": request_id, "outcome": kind, "code": code,
+                                   "duration_ms": round(per_item * 1000, 2)})
+
+
+def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
+                          requeue: Callable[[Message, float], None]) -> None:
+    error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    if msg.attempt < rt.settings.max_retries:
+        delay = backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt)
+        log.warning("retrying message", extra={"attempt": msg.attempt + 1, "delay_s": round(delay, 3),
+                                               "commands": len(msg.commands), "error": type(exc).__name__})
+        requeue(Message(msg.commands, msg.attempt + 1, msg.raw), delay)
+        return
+    _dead_letter_raw(rt, {"commands": msg.commands}, error, attempts=msg.attempt + 1)
+    # Results say so, so that a waiting producer is not left guessing; a replay overwrites them.
+    results = []
+    for raw in msg.commands:
+        if isinstance(raw, dict) and isinstance(raw.get("request_id"), str) and isinstance(raw.get("org_id"), int):
+            results.append(StoredResult(raw["org_id"], raw["request_id"], payload_hash(raw.get("customer")),
+                                        failed_item(raw.get("customer"), Code.DEAD_LETTERED,
+                                                    message(Code.DEAD_LETTERED))))
+    try:
+        mailbox.store_results(rt.redis, results, rt.settings.result_ttl_seconds)
+    except Exception:
+        log.warning("could not store dead-letter results", exc_info=True)
+
+
+def _dead_letter_raw(rt: Runtime, raw: Any, error: str, attempts: int) -> None:
+    log.error("dead letter", extra={"error": error[:300], "attempts": attempts})
+    mailbox.push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts)
+
+
+def dead_letter_body(rt: Runtime, raw: Any, error: str) -> None:
+    """A message whose body is not of the wire contract: it can never succeed, so no retry."""
+    _dead_letter_raw(rt, raw, error, attempts=1)
+
+
+def award(rt: Runtime, outbox_id: int) -> list[dict[str, Any]] | None:
+    with session_scope(rt.settings.database_url) as session:
+        return award_service.award(session, rt.orgs, outbox_id, utcnow())
+
+
+def apply_requests(rt: Runtime, requests: list[Any], send_awards: Callable[[list[int]], None],
+                   send_apply: Callable[..., None]) -> None:
+    """Entry point of the apply task: `requests` are celery-batches SimpleRequests (kwargs of each)."""
+    messages = []
+    for request in requests:
+        commands = as_commands(request.kwargs)
+        if commands is None:
+            dead_letter_body(rt, {"args": request.args, "kwargs": request.kwargs},
+                             "message body is not {'commands': [...]}")
+            continue
+        attempt = request.kwargs.get("attempt", 0)
+        messages.append(Message(commands, attempt if isinstance(attempt, int) else 0))
+
+    def requeue(msg: Message, delay: float) -> None:
+        send_apply(msg.commands, attempt=msg.attempt, countdown=delay)
+
+    apply_messages(rt, messages, send_awards, requeue)

@@ -1,0 +1,54 @@
+"""After commit (DESIGN §1 step 5): hand results to Redis, send follow-on tasks, append events.
+
+Everything here may run twice (a redelivered message, the relay): results are overwritten with the same
+value, award tasks are idempotent by outbox id, events carry the outbox id for consumers to dedupe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from customer_updates import mailbox
+from customer_updates.models import tables as t
+from customer_updates.settings import Settings
+from customer_updates.store import records
+
+log = logging.getLogger("customer_updates.publish")
+
+SendAward = Callable[[list[int]], None]
+
+
+def publish_outbox(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,
+                   entries: Iterable[t.OutboxEntry], now: datetime) -> int:
+    entries = list(entries)
+    if not entries:
+        return 0
+    awards = [e.id for e in entries if e.kind == "award"]
+    events = [(e.id, e.payload) for e in entries if e.kind == "event"]
+    if awards:
+        send_awards(awards)
+    mailbox.publish_events(client, settings.events_stream, settings.events_maxlen, events)
+    records.mark_published(session, [e.id for e in entries], now)
+    return len(entries)
+
+
+def load_outbox(session: Session, ids: list[int]) -> list[t.OutboxEntry]:
+    if not ids:
+        return []
+    return list(session.scalars(select(t.OutboxEntry).where(t.OutboxEntry.id.in_(ids))))
+
+
+def relay(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,
+          now: datetime) -> int:
+    """Republish outbox rows a worker committed but did not confirm (it died after commit)."""
+    stale = records.unpublished(session, now - timedelta(seconds=settings.outbox_relay_after_seconds),
+                                now - timedelta(minutes=5))
+    count = publish_outbox(session, client, settings, send_awards, stale, now)
+    if count:
+        log.info("outbox relayed", extra={"rows": count})
+    return count

@@ -1,0 +1,84 @@
+"""Typed settings, read only from the environment (and an optional `.env` file).
+
+`DATABASE_URL` and `REDIS_URL` keep their conventional names so that platforms which inject them
+(Heroku-style add-ons, docker-compose) work unchanged; every other setting is
+`CUSTOMER_UPDATES_<NAME>`. Each field carries a description: `customer-updates settings` prints them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CUSTOMER_UPDATES_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        "sqlite:///customer_updates.db",
+        validation_alias=AliasChoices("DATABASE_URL", "CUSTOMER_UPDATES_DATABASE_URL"),
+        description="SQLAlchemy URL of the customer database (postgresql+psycopg://... in production).",
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "CUSTOMER_UPDATES_REDIS_URL"),
+        description="Redis used as the Celery broker, for stored results, events and dead letters.",
+    )
+    visibility_timeout: int = Field(
+        300,
+        description="Seconds before Redis hands an unacknowledged message (e.g. of a killed worker) to "
+        "another worker. Longer than the longest task, short enough for a quick recovery.",
+    )
+    max_retries: int = Field(6, description="Transient-failure retries of one message before it is dead-lettered.")
+    retry_backoff_base: float = Field(0.5, description="First retry delay in seconds; doubles each retry.")
+    retry_backoff_max: float = Field(30.0, description="Upper bound of one retry delay in seconds.")
+    result_ttl_seconds: int = Field(
+        7 * 24 * 3600, description="How long results stay readable in Redis (the database keeps them longer)."
+    )
+    idempotency_retention_days: int = Field(
+        30, description="Idempotency records (and the stored results) older than this are purged by beat."
+    )
+    outbox_relay_after_seconds: float = Field(
+        15.0, description="Outbox rows not confirmed as published after this long are republished by the relay."
+    )
+    outbox_relay_interval_seconds: float = Field(10.0, description="How often beat runs the outbox relay.")
+    events_stream: str = Field("customer_updates.events", description="Redis stream of customer events.")
+    events_maxlen: int = Field(100_000, description="Approximate bound of the events stream length.")
+    dead_letter_key: str = Field(
+        "customer_updates.dead_letters", description="Redis list holding dead-lettered raw messages."
+    )
+    worker_batch_size: int = Field(
+        200, description="Most commands one worker transaction applies together (consumer-side batching)."
+    )
+    worker_flush_interval: float = Field(
+        0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."
+    )
+    worker_prefetch_multiplier: int = Field(
+        64, description="Messages each worker process reserves ahead (needed for consumer-side batching)."
+    )
+    org_cache_seconds: float = Field(30.0, description="How long a worker process caches an org's configuration.")
+    producer_message_size: int = Field(
+        100, description="Commands per queue message when the producer splits a large batch."
+    )
+    flower_basic_auth: str = Field("", description="user:password for Flower's basic auth (empty: no auth).")
+    http_wait_seconds: float = Field(
+        5.0, description="How long the HTTP ingress waits for a batch result before answering 202."
+    )
+    http_max_body_bytes: int = Field(2_000_000, description="Largest accepted HTTP request body.")
+    http_max_batch_items: int = Field(100, description="Most customers in one HTTP request (code 1060 beyond).")
+    log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
+    log_json: bool = Field(True, description="Emit logs as JSON lines (false: plain text for local work).")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

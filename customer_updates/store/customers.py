@@ -1,0 +1,139 @@
+"""Customers in and out of the database: load (and lock) everything a batch can touch, write back diffs.
+
+Loading is set-based (one query per kind of row for a whole batch) and writing is executemany, because
+round trips, not SQL, are what limit a worker (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from customer_updates.models import tables as t
+from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
+
+_SCALARS = (
+    "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
+    "associated_with", "type", "fraud_status", "loyalty_points", "lifetime_points", "lifetime_purchases",
+    "slab_number", "tier_expiry_date", "points_summaries", "active", "merged_into", "updated_on",
+)
+
+
+def _state(row: t.Customer) -> CustomerState:
+    state = CustomerState(user_id=row.user_id, org_id=row.org_id)
+    for name in _SCALARS:
+        setattr(state, name, getattr(row, name))
+    state.lifetime_purchases = Decimal(row.lifetime_purchases or 0)
+    state.points_summaries = [dict(s) for s in (row.points_summaries or [])]
+    state.stamps = {k: datetime.fromisoformat(v) for k, v in (row.stamps or {}).items()}
+    state.fired = set(row.fired or [])
+    return state
+
+
+def row_values(state: CustomerState) -> dict[str, Any]:
+    values = {name: getattr(state, name) for name in _SCALARS}
+    values["stamps"] = {k: v.isoformat() for k, v in sorted(state.stamps.items())}
+    values["fired"] = sorted(state.fired)
+    return values
+
+
+def dialect_insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def load_customers(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]],
+                   lock: bool) -> list[CustomerState]:
+    """Every customer of the org that one of the identifiers or ids names, plus their merge chains.
+
+    With `lock`, rows are locked FOR UPDATE in user_id order (one order for every worker: no deadlock
+    between two merges of the same pair); SQLite has no row locks, its writers are serialised instead.
+    """
+    conditions = [t.Customer.user_id.in_(set(ids))] if ids else []
+    for name, values in identifiers.items():
+        if values:
+            conditions.append(getattr(t.Customer, name).in_(values))
+    if not conditions:
+        return []
+    found_ids = set(session.scalars(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
+                                                                     or_(*conditions))))
+    rows: dict[int, t.Customer] = {}
+    wanted = found_ids
+    while wanted:
+        query: Select[tuple[t.Customer]] = (select(t.Customer).where(t.Customer.user_id.in_(wanted),
+                                                                      t.Customer.org_id == org_id)
+                                            .order_by(t.Customer.user_id))
+        if lock and session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in session.scalars(query.execution_options(populate_existing=True)):
+            rows[row.user_id] = row
+        # Follow merge chains (a victim's identifier leads to its survivor).
+        wanted = {r.merged_into for r in rows.values() if r.merged_into and r.merged_into not in rows}
+    states = {uid: _state(row) for uid, row in rows.items()}
+    for session_row in rows.values():
+        session.expunge(session_row)
+    if states:
+        _attach_fields(session, states)
+    return list(states.values())
+
+
+def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:
+    ids = list(states)
+    for f in session.execute(select(t.CustomerField.user_id, t.CustomerField.kind, t.CustomerField.name,
+                                    t.CustomerField.value, t.CustomerField.issued_at)
+                             .where(t.CustomerField.user_id.in_(ids))):
+        target = states[f.user_id].custom if f.kind == "custom" else states[f.user_id].extended
+        target[f.name] = FieldValue(f.value, f.issued_at)
+    for s in session.execute(select(t.Subscription.user_id, t.Subscription.channel, t.Subscription.priority,
+                                    t.Subscription.scope, t.Subscription.status, t.Subscription.issued_at)
+                             .where(t.Subscription.user_id.in_(ids))):
+        states[s.user_id].subscriptions[(s.channel, s.priority)] = SubscriptionState(s.status, s.scope, s.issued_at)
+
+
+def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
+    """Write what differs between the loaded and the final states, in an order the unique indexes accept:
+    customers who became inactive first, so that their identifiers are free for the survivors."""
+    changed = [s for uid, s in after.items() if row_values(s) != row_values(before[uid])]
+    table = t.Customer.__table__
+    statement = update(table).where(table.c.user_id == bindparam("b_user_id"))
+    for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
+        if group:  # executemany: psycopg pipelines it into one round trip
+            session.execute(statement, [{"b_user_id": s.user_id, **row_values(s)} for s in group])
+
+    insert = dialect_insert(session)
+    field_rows = []
+    sub_rows = []
+    for uid, state in after.items():
+        old = before[uid]
+        for kind, values, old_values in (("custom", state.custom, old.custom),
+                                         ("extended", state.extended, old.extended)):
+            for name, fv in values.items():
+                if old_values.get(name) != fv:
+                    field_rows.append({"user_id": uid, "kind": kind, "name": name, "value": fv.value,
+                                       "issued_at": fv.issued_at})
+        for (channel, priority), sub in state.subscriptions.items():
+            if old.subscriptions.get((channel, priority)) != sub:
+                sub_rows.append({"user_id": uid, "channel": channel, "priority": priority, "scope": sub.scope,
+                                 "status": sub.status, "issued_at": sub.issued_at})
+    if field_rows:
+        stmt = insert(t.CustomerField)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["user_id", "kind", "name"],
+            set_={"value": stmt.excluded.value, "issued_at": stmt.excluded.issued_at}), field_rows)
+    if sub_rows:
+        stmt = insert(t.Subscription)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["user_id", "channel", "priority"],
+            set_={"scope": stmt.excluded.scope, "status": stmt.excluded.status,
+                  "issued_at": stmt.excluded.issued_at}), sub_rows)
+
+
+def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(dialect_insert(session)(model), rows)

@@ -1,0 +1,77 @@
+"""Idempotency records (the stored results) and outbox rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from customer_updates.models import tables as t
+
+
+def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], t.CommandRecord]:
+    if not keys:
+        return {}
+    by_org: dict[int, list[str]] = {}
+    for org_id, request_id in keys:
+        by_org.setdefault(org_id, []).append(request_id)
+    condition = or_(*(and_(t.CommandRecord.org_id == org, t.CommandRecord.request_id.in_(ids))
+                      for org, ids in by_org.items()))
+    rows = session.scalars(select(t.CommandRecord).where(condition))
+    return {(r.org_id, r.request_id): r for r in rows}
+
+
+def read_record(session: Session, org_id: int, request_id: str) -> t.CommandRecord | None:
+    return session.get(t.CommandRecord, (org_id, request_id))
+
+
+def read_batch(session: Session, org_id: int, batch_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(select(t.CommandRecord).where(t.CommandRecord.org_id == org_id,
+                                                         t.CommandRecord.batch_id == batch_id))
+    rejected = session.scalars(select(t.RejectedCommand).where(t.RejectedCommand.org_id == org_id,
+                                                               t.RejectedCommand.batch_id == batch_id))
+    items = [(r.position or 0, r.result) for r in rows] + [(r.position or 0, r.result) for r in rejected]
+    return [result for _, result in sorted(items, key=lambda x: x[0])]
+
+
+def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert outbox rows and return their ids (one round trip: INSERT ... RETURNING)."""
+    if not rows:
+        return []
+    from customer_updates.store.customers import dialect_insert
+
+    result = session.execute(dialect_insert(session)(t.OutboxEntry).returning(t.OutboxEntry.id), rows)
+    return list(result.scalars())
+
+
+def mark_published(session: Session, ids: list[int], now: datetime) -> None:
+    if ids:
+        session.execute(update(t.OutboxEntry).where(t.OutboxEntry.id.in_(ids)).values(published_at=now))
+
+
+def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,
+                limit: int = 1000) -> list[t.OutboxEntry]:
+    """Rows to (re)publish: never confirmed as published, or awards published long ago and still not done
+    (their task message was lost, e.g. by a broker without persistence)."""
+    query = select(t.OutboxEntry).where(or_(
+        and_(t.OutboxEntry.published_at.is_(None), t.OutboxEntry.created_at < older_than),
+        and_(t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None),
+             t.OutboxEntry.published_at < award_stuck_before),
+    )).order_by(t.OutboxEntry.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def purge_records(session: Session, before: datetime) -> int:
+    result = session.execute(delete(t.CommandRecord).where(t.CommandRecord.created_at < before))
+    session.execute(delete(t.RejectedCommand).where(t.RejectedCommand.created_at < before))
+    session.execute(delete(t.OutboxEntry).where(t.OutboxEntry.created_at < before,
+                                                 t.OutboxEntry.published_at.is_not(None),
+                                                 or_(t.OutboxEntry.kind != "award",
+                                                     t.OutboxEntry.done_at.is_not(None))))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def retention_cutoff(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)

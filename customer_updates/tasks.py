@@ -1,0 +1,50 @@
+"""Thin Celery tasks: translate a message into a call of a service, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery_batches import Batches, SimpleRequest
+
+from customer_updates import runtime
+from customer_updates.models.commands import utcnow
+from customer_updates.services import handle
+from customer_updates.services.publish import relay
+from customer_updates.store.db import session_scope
+from customer_updates.store.records import purge_records, retention_cutoff
+from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app
+from customer_updates.wire import send_apply, send_awards
+
+
+class _ApplyBatches(Batches):  # type: ignore[misc]
+    """Consumer-side batching: the messages a worker reserved are applied in one transaction."""
+
+    flush_every = 64
+    flush_interval = 0.05
+
+
+@app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
+def apply_updates(requests: list[SimpleRequest]) -> None:
+    """At least once: acked after the batch returns; idempotency records make redelivery apply nothing."""
+    handle.apply_requests(runtime.current(), requests, send_awards=send_awards, send_apply=send_apply)
+
+
+@app.task(name=AWARD_TASK, acks_late=True, reject_on_worker_lost=True)
+def award_points(outbox_id: int) -> Any:
+    """At least once; safe because the outbox row is marked done in the award's own transaction."""
+    return handle.award(runtime.current(), outbox_id)
+
+
+@app.task(name=RELAY_TASK, acks_late=True)
+def relay_outbox() -> int:
+    """Republishes outbox rows a worker committed but did not confirm; repeating it is harmless."""
+    rt = runtime.current()
+    with session_scope(rt.settings.database_url) as session:
+        return relay(session, rt.redis, rt.settings, send_awards, utcnow())
+
+
+@app.task(name=PURGE_TASK, acks_late=True)
+def purge_old_records() -> int:
+    rt = runtime.current()
+    with session_scope(rt.settings.database_url) as session:
+        return purge_records(session, retention_cutoff(utcnow(), rt.settings.idempotency_retention_days))

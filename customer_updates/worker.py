@@ -1,0 +1,75 @@
+"""The Celery app and its configuration. Importing this module connects to nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+from kombu import Queue
+
+from customer_updates import logs, runtime
+from customer_updates.settings import Settings, get_settings
+
+UPDATES_QUEUE = "customer_updates"
+SIDE_EFFECTS_QUEUE = "customer_updates.side_effects"
+APPLY_TASK = "customer_updates.apply_updates"
+AWARD_TASK = "customer_updates.award_points"
+RELAY_TASK = "customer_updates.relay_outbox"
+PURGE_TASK = "customer_updates.purge_records"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        # A killed worker's messages come back after this many seconds (DESIGN §2).
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        # Results live in the database and in our own Redis keys, not in Celery's result backend.
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "task_default_queue": UPDATES_QUEUE,
+        "task_queues": [Queue(UPDATES_QUEUE), Queue(SIDE_EFFECTS_QUEUE)],
+        "task_routes": {
+            APPLY_TASK: {"queue": UPDATES_QUEUE},
+            AWARD_TASK: {"queue": SIDE_EFFECTS_QUEUE},
+            RELAY_TASK: {"queue": SIDE_EFFECTS_QUEUE},
+            PURGE_TASK: {"queue": SIDE_EFFECTS_QUEUE},
+        },
+        "beat_schedule": {
+            "relay-outbox": {"task": RELAY_TASK, "schedule": settings.outbox_relay_interval_seconds},
+            "purge-records": {"task": PURGE_TASK, "schedule": 3600.0},
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def make_app(settings: Settings, include_tasks: bool = False) -> Celery:
+    """A Celery app for these settings. Producers make their own (they only send tasks by name)."""
+    celery = Celery("customer_updates", include=["customer_updates.tasks"] if include_tasks else [])
+    celery.conf.update(celery_config(settings))
+    return celery
+
+
+app = make_app(get_settings(), include_tasks=True)
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+
+
+@worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    # Connections inherited over fork would be shared with the parent: make new ones lazily.
+    runtime.reset()

@@ -1,0 +1,249 @@
+"""Shared fixtures: real PostgreSQL and Redis on loopback, SQLite files, worker processes.
+
+Servers: PostgreSQL at 127.0.0.1:5432 (user postgres) and Redis at 127.0.0.1:6379, or whatever
+`TEST_POSTGRES_URL` / `TEST_REDIS_URL` name. Each test session gets its own PostgreSQL database and its
+own Redis database number, so parallel sessions never see each other's queues. When a server is missing
+the tests that need it fail in CI (`CI=true`) and are skipped on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI and is not reachable: {exc}")
+    pytest.skip(f"{what} not reachable: {exc}")
+
+
+def _new_pg_database() -> str:
+    name = f"cu_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test."""
+    from customer_updates.store.migrate import upgrade
+
+    url = _new_pg_database()
+    upgrade(url)
+    yield url
+    from customer_updates.store.db import dispose_engines
+
+    dispose_engines()
+    _drop_pg_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from customer_updates.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'customers.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on PostgreSQL and once on SQLite."""
+    return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url"))
+
+
+def _claim_redis_db() -> tuple[str, redis_lib.Redis]:
+    """A Redis database number no other test session holds (claimed with a key that expires)."""
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for number in range(1, 16):
+        client = redis_lib.Redis.from_url(f"{REDIS_BASE_URL}/{number}")
+        if client.set("cu:test:claim", token, nx=True, ex=3600):
+            client.flushdb()
+            client.set("cu:test:claim", token, ex=3600)
+            return f"{REDIS_BASE_URL}/{number}", client
+    raise RuntimeError("no free Redis database (1..15) for this test session")
+
+
+@pytest.fixture(scope="session")
+def redis_session_url() -> Iterator[str]:
+    try:
+        redis_lib.Redis.from_url(REDIS_BASE_URL + "/0", socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    url, client = _claim_redis_db()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_url(redis_session_url: str) -> Iterator[str]:
+    """The session's Redis database, emptied before each test (the claim key is kept)."""
+    client = redis_lib.Redis.from_url(redis_session_url)
+    for key in client.scan_iter():
+        if key != b"cu:test:claim":
+            client.delete(key)
+    yield redis_session_url
+    client.close()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point this process's settings at the test servers (and forget cached engines and clients)."""
+    from customer_updates import runtime
+
+    def _configure(database_url: str, redis_url: str = "redis://127.0.0.1:6379/15", **extra: str) -> None:
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        for key, value in extra.items():
+            monkeypatch.setenv(f"CUSTOMER_UPDATES_{key.upper()}", str(value))
+        runtime.reset()
+        _refresh_celery_app()
+
+    yield _configure
+    monkeypatch.undo()
+    runtime.reset()
+    _refresh_celery_app()
+
+
+def _refresh_celery_app() -> None:
+    from customer_updates.settings import get_settings
+    from customer_updates.worker import app, celery_config
+
+    app.conf.update(celery_config(get_settings()))
+    app.pool.force_close_all()
+    # kombu caches the broker connection per app; drop it so the new URL is used.
+    app._pool = None
+
+
+def cli_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "CUSTOMER_UPDATES_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
+    env.update({f"CUSTOMER_UPDATES_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args: list[str], database_url: str, redis_url: str, timeout: float = 120,
+            **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "customer_updates.cli", *args], capture_output=True, text=True,
+                          env=cli_env(database_url, redis_url, **extra), timeout=timeout, cwd=ROOT)
+
+
+class WorkerProcess:
+    """A real `customer-updates worker` in a child process (its own process group, so kill reaches all)."""
+
+    def __init__(self, database_url: str, redis_url: str, log_path: Path, concurrency: int = 2,
+                 beat: bool = False, queues: str | None = None, **extra: str) -> None:
+        args = [sys.executable, "-m", "customer_updates.cli", "worker", "--concurrency", str(concurrency),
+                "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        if beat:
+            args.append("--beat")
+            args += ["--schedule", str(log_path.with_suffix(".beat"))]
+        if queues:
+            args += ["--queues", queues]
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(args, env=cli_env(database_url, redis_url, **extra), cwd=ROOT,
+                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (the main process and its pool children)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def _start(database_url: str, redis_url: str, wait: bool = True, **kwargs: object) -> WorkerProcess:
+        worker = WorkerProcess(database_url, redis_url, tmp_path / f"worker{len(started)}.log", **kwargs)  # type: ignore[arg-type]
+        started.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def loaded_db(db_url: str) -> str:
+    """A database with the example org and customers loaded."""
+    load_examples(db_url)
+    return db_url
+
+
+def load_examples(database_url: str) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from customer_updates.services.imports import import_customers
+    from customer_updates.store.db import get_engine, session_scope
+    from customer_updates.store.orgs import load_org, read_org_file
+
+    with session_scope(database_url) as session:
+        for org in read_org_file(EXAMPLES / "org.yaml").orgs:
+            load_org(session, org)
+    with (EXAMPLES / "customers.ndjson").open() as lines:
+        import_customers(sessionmaker(get_engine(database_url)), lines)
