@@ -98,8 +98,15 @@ class Producer:
             raise InvalidBody("request_ids must have one id per customer item")
         batch_id = batch_id or uuid.uuid4().hex
         moment = issued_at or utcnow()
-        commands = [self._command(org_id, item, request_ids[i] if request_ids else None, moment, user_context,
-                                  batch_id, i) for i, item in enumerate(items)]
+        # The envelope is validated once; items differ only by request id and position (per-item
+        # pydantic validation was a third of a producer's time on large batches).
+        template = self._command(org_id, None, request_ids[0] if request_ids else None, moment, user_context,
+                                 batch_id, 0)
+        for request_id in request_ids or ():
+            if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
+                raise InvalidBody("each request id must be a string of 1 to 100 characters")
+        commands = [{**template, "request_id": request_ids[i] if request_ids else uuid.uuid4().hex,
+                     "position": i, "customer": item} for i, item in enumerate(items)]
         manifest = [[c["request_id"], payload_hash(c["customer"])] for c in commands]
         # The manifest first: a reader that sees results must be able to find the batch.
         self.redis.set(mailbox.batch_key(org_id, batch_id), json.dumps(manifest),

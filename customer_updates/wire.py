@@ -6,10 +6,17 @@ name leaves the payload itself.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import time
+import uuid
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
 
 from customer_updates.worker import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE, app
 
@@ -39,15 +46,28 @@ def mask_customer(customer: Any) -> Any:
     return masked
 
 
+_REPR_LIMIT = 1024
+
+
 def masked_repr(commands: Iterable[Any]) -> str:
     shown = []
+    length = 0
     for command in commands:
         if isinstance(command, dict):
             shown.append({"org_id": command.get("org_id"), "request_id": command.get("request_id"),
                           "customer": mask_customer(command.get("customer"))})
         else:
             shown.append("<not an object>")
-    return repr({"commands": shown})[:1024]
+        # Only the first 1,024 characters are shown: masking the rest of a 100-command message is waste.
+        length += len(repr(shown[-1]))
+        if length > _REPR_LIMIT:
+            break
+    return repr({"commands": shown})[:_REPR_LIMIT]
+
+
+def sent_header() -> dict[str, float]:
+    """When the message was sent: Celery records no such time, `health` needs it for the age of a queue."""
+    return {"sent_at": round(time.time(), 3)}
 
 
 def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None,
@@ -56,18 +76,80 @@ def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = 
     if attempt:
         kwargs["attempt"] = attempt
     (celery or app).send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
-                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer)
+                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
+                  headers=sent_header())
 
 
 def send_awards(outbox_ids: list[int]) -> None:
     with app.producer_or_acquire() as producer:
         for outbox_id in outbox_ids:
-            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer)
+            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer,
+                          headers=sent_header())
 
 
 def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> None:
-    """Publish several apply messages over one broker connection."""
+    """Publish several apply messages over one broker connection.
+
+    On a Redis broker the messages are pushed with one pipelined LPUSH (plus the task-sent events),
+    in the exact envelope kombu's Redis transport writes: `send_task` costs a round trip per message and
+    per event, which caps a producer near 1,600 messages/s. Other brokers take the ordinary path.
+    """
     celery = celery or app
+    with celery.connection_for_write() as connection:
+        if connection.transport.driver_type == "redis" and _redis_publish(celery, connection, messages):
+            return
     with celery.producer_or_acquire() as producer:
         for commands in messages:
             send_apply(commands, producer=producer, celery=celery)
+
+
+# Messages per LPUSH: large enough to amortise the round trip, small enough to keep Redis responsive.
+_PUSH_CHUNK = 500
+
+
+def _redis_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> bool:
+    """Push protocol-2 messages straight onto the queue's Redis list; False when not possible here."""
+    channel = connection.default_channel
+    topics = getattr(channel, "_get_publish_topics", None)
+    if topics is None or not hasattr(channel, "conn_or_acquire"):
+        return False
+    send_event = bool(celery.conf.task_send_sent_event)
+    origin = anon_nodename()
+    encoded: list[bytes] = []
+    events: list[bytes] = []
+    for commands in messages:
+        task_id = str(uuid.uuid4())
+        message = celery.amqp.as_task_v2(task_id, APPLY_TASK, args=(), kwargs={"commands": commands},
+                                         argsrepr="()", kwargsrepr=masked_repr(commands), origin=origin,
+                                         create_sent_event=send_event)
+        encoded.append(_envelope(message.body, message.headers, {
+            **message.properties, "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": UPDATES_QUEUE}}))
+        if message.sent_event is not None:
+            events.append(_envelope(
+                {"hostname": origin, "utcoffset": 0, "pid": os.getpid(), "clock": celery.clock.forward(),
+                 **message.sent_event, "queue": UPDATES_QUEUE, "exchange": "", "routing_key": UPDATES_QUEUE,
+                 "timestamp": time.time(), "type": "task-sent"},
+                {"hostname": origin},
+                {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.sent"}}))
+    event_topics = topics("celeryev", "task.sent") if events else []
+    with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+        # LPUSH a b c leaves c at the head; workers BRPOP from the tail, so a is consumed first.
+        for start in range(0, len(encoded), _PUSH_CHUNK):
+            pipe.lpush(UPDATES_QUEUE, *encoded[start:start + _PUSH_CHUNK])
+        for event in events:
+            for topic in event_topics:
+                pipe.publish(topic, event)
+        pipe.execute()
+    return True
+
+
+def _envelope(body: Any, headers: dict[str, Any], properties: dict[str, Any]) -> bytes:
+    """kombu's virtual-transport message: JSON body, base64-encoded, with a fresh delivery tag."""
+    payload = base64.b64encode(json.dumps(body).encode()).decode()
+    return json.dumps({
+        "body": payload, "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": headers,
+        "properties": {**properties, "priority": 0, "body_encoding": "base64",
+                       "delivery_tag": str(uuid.uuid4())},
+    }).encode()
