@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 import time
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +51,7 @@ _REPR_LIMIT = 1024
 
 
 def masked_repr(commands: Iterable[Any]) -> str:
-    shown = []
+    shown: list[Any] = []
     length = 0
     for command in commands:
         if isinstance(command, dict):
@@ -65,26 +66,19 @@ def masked_repr(commands: Iterable[Any]) -> str:
     return repr({"commands": shown})[:_REPR_LIMIT]
 
 
-def sent_header() -> dict[str, float]:
-    """When the message was sent: Celery records no such time, `health` needs it for the age of a queue."""
-    return {"sent_at": round(time.time(), 3)}
-
-
 def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None,
                producer: Any = None, celery: Celery | None = None) -> None:
     kwargs: dict[str, Any] = {"commands": commands}
     if attempt:
         kwargs["attempt"] = attempt
     (celery or app).send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
-                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
-                  headers=sent_header())
+                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer)
 
 
 def send_awards(outbox_ids: list[int]) -> None:
     with app.producer_or_acquire() as producer:
         for outbox_id in outbox_ids:
-            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer,
-                          headers=sent_header())
+            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer)
 
 
 def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> None:
