@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     log_json: bool = Field(True, description="Emit logs as JSON lines (false: plain text for local work).")
 
+    failpoint: str = Field(
+        "", description="Testing only: a failpoint name (e.g. after_commit) where the worker kills itself."
+    )
+    failpoint_once_file: str = Field(
+        "", description="Testing only: with a failpoint, fire only if this file does not exist yet (then create it)."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

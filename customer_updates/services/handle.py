@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from customer_updates import mailbox
+from customer_updates import failpoints, mailbox
 from customer_updates.models.commands import payload_hash, utcnow
 from customer_updates.models.results import failed_item
 from customer_updates.rules.codes import Code, message
@@ -89,6 +89,7 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
             return
         _retry_or_dead_letter(rt, chunk[0], exc, requeue)
         return
+    failpoints.hit("after_commit")
     try:
         _after_commit(rt, outcome, send_awards, time.perf_counter() - started)
     except Exception as exc:
