@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         100, description="Commands per queue message when the producer splits a large batch."
     )
     flower_basic_auth: str = Field("", description="user:password for Flower's basic auth (empty: no auth).")
+    health_max_wait_seconds: float = Field(
+        60.0, description="`health` says degraded when a queue's oldest message waited longer than this."
+    )
+    health_max_outbox_age_seconds: float = Field(
+        120.0, description="`health` says degraded when follow-on work (outbox) waits longer than this."
+    )
     http_wait_seconds: float = Field(
         5.0, description="How long the HTTP ingress waits for a batch result before answering 202."
     )

@@ -11,8 +11,6 @@ import json
 import os
 import time
 import uuid
-import time
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,19 +64,26 @@ def masked_repr(commands: Iterable[Any]) -> str:
     return repr({"commands": shown})[:_REPR_LIMIT]
 
 
+def sent_header() -> dict[str, float]:
+    """When the message was sent: Celery records no such time; `health` reads it for the queue's age."""
+    return {"sent_at": round(time.time(), 3)}
+
+
 def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None,
                producer: Any = None, celery: Celery | None = None) -> None:
     kwargs: dict[str, Any] = {"commands": commands}
     if attempt:
         kwargs["attempt"] = attempt
     (celery or app).send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
-                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer)
+                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
+                  headers=sent_header())
 
 
 def send_awards(outbox_ids: list[int]) -> None:
     with app.producer_or_acquire() as producer:
         for outbox_id in outbox_ids:
-            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer)
+            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer,
+                          headers=sent_header())
 
 
 def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> None:
@@ -116,7 +121,7 @@ def _redis_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -
         message = celery.amqp.as_task_v2(task_id, APPLY_TASK, args=(), kwargs={"commands": commands},
                                          argsrepr="()", kwargsrepr=masked_repr(commands), origin=origin,
                                          create_sent_event=send_event)
-        encoded.append(_envelope(message.body, message.headers, {
+        encoded.append(_envelope(message.body, {**message.headers, **sent_header()}, {
             **message.properties, "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": UPDATES_QUEUE}}))
         if message.sent_event is not None:
