@@ -347,6 +347,64 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
     out.print(table)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
+def health(as_json: bool) -> None:
+    """Broker, database, queues, outbox and dead letters. Exit code: 0 ok, 1 degraded, 2 down."""
+    from customer_updates.health import check
+    from customer_updates.health_report import show
+
+    snapshot = check(get_settings())
+    if as_json:
+        _print_json(snapshot.as_dict())
+    else:
+        show(out, snapshot)
+    sys.exit(snapshot.exit_code)
+
+
+@main.command()
+@click.option("--port", type=int, default=9808, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="0.0.0.0 lets a remote Prometheus in.")
+def metrics(port: int, address: str) -> None:
+    """Serve Prometheus metrics (queue depths, waiting age, outbox backlog, dead letters) until stopped."""
+    import time
+
+    from customer_updates.metrics import serve
+
+    serve(get_settings(), port, address)
+    console.print(f"metrics on http://{address}:{port}/metrics")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
+    """Run Flower for the workers (basic auth from CUSTOMER_UPDATES_FLOWER_BASIC_AUTH)."""
+    from customer_updates.flower import run
+
+    run(get_settings(), address, port, flower_args)
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the demo database, worker log and beat schedule (default: a new temp folder).")
+@click.option("--database-url", help="A database to use instead of a new SQLite file (gets the examples).")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with org.yaml, customers.ndjson, updates.json (default: the project's).")
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for each step.")
+def demo(workdir: Path | None, database_url: str | None, examples: Path | None, timeout: float) -> None:
+    """Run the whole flow once: database, Redis, a worker, a realistic batch, a summary."""
+    from customer_updates.demo import Demo
+
+    sys.exit(Demo(workdir=workdir, database_url=database_url, examples=examples, timeout=timeout).run())
+
+
 @main.command("settings")
 def show_settings() -> None:
     """List every setting, its environment variable and its description."""

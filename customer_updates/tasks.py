@@ -12,12 +12,15 @@ from customer_updates.services import handle
 from customer_updates.services.publish import relay
 from customer_updates.store.db import session_scope
 from customer_updates.store.records import purge_records, retention_cutoff
-from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app
+from customer_updates.task_events import BatchEvents
 from customer_updates.wire import send_apply, send_awards
+from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app
 
 
-class _ApplyBatches(Batches):  # type: ignore[misc]
-    """Consumer-side batching: the messages a worker reserved are applied in one transaction."""
+class _ApplyBatches(BatchEvents, Batches):
+    """Consumer-side batching: the messages a worker reserved are applied in one transaction.
+
+    BatchEvents: per-message task events, which celery-batches does not send (Flower needs them)."""
 
     flush_every = 64
     flush_interval = 0.05

@@ -1,0 +1,166 @@
+"""Is the service healthy? Broker, database, queues, outbox and dead letters in one snapshot.
+
+`customer-updates health` prints it (exit code 0 ok, 1 degraded, 2 down) and `customer-updates metrics`
+exports the same numbers to Prometheus. Reading the snapshot changes nothing.
+
+Queue messages are kept by kombu's Redis transport in one list per queue and priority step (LPUSH on
+send, BRPOP from the other end), so the oldest waiting message is the last element. Celery puts no send
+time into a message; the producer adds a `sent_at` header (see `wire.py`), and a message without it
+(sent by another producer) counts in the depth but not in the age.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from customer_updates.models import tables as t
+from customer_updates.settings import Settings
+from customer_updates.store.db import normalise_url
+from customer_updates.worker import SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
+
+QUEUES = (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE)
+# kombu's Redis transport: one list per priority step, named queue + sep + step (step 0: the bare name).
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (0, 3, 6, 9)
+_UNACKED_KEY = "unacked"
+
+OK, DEGRADED, DOWN = "ok", "degraded", "down"
+
+
+@dataclass
+class QueueStats:
+    name: str
+    messages: int = 0
+    oldest_age_seconds: float | None = None
+
+
+@dataclass
+class Health:
+    broker: bool = False
+    database: bool = False
+    queues: list[QueueStats] = field(default_factory=list)
+    reserved: int | None = None  # taken by workers, not yet acknowledged (prefetched or running)
+    outbox_unpublished: int | None = None
+    outbox_awards_pending: int | None = None
+    outbox_oldest_pending_age_seconds: float | None = None
+    dead_letters: int | None = None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return DOWN
+        return DEGRADED if self.warnings else OK
+
+    @property
+    def exit_code(self) -> int:
+        return {OK: 0, DEGRADED: 1, DOWN: 2}[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, **asdict(self)}
+
+
+def _redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    """An engine of its own with a short connect timeout: a health check must answer, not hang."""
+    url = normalise_url(url)
+    if url not in _engines:
+        if make_url(url).get_backend_name() == "sqlite":
+            _engines[url] = create_engine(url, poolclass=NullPool, connect_args={"timeout": 5})
+        else:
+            _engines[url] = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0,
+                                          connect_args={"connect_timeout": 3})
+    return _engines[url]
+
+
+def queue_stats(client: redis.Redis, name: str, now: float) -> QueueStats:
+    stats = QueueStats(name)
+    oldest: float | None = None
+    for step in _PRIORITY_STEPS:
+        key = name if step == 0 else f"{name}{_PRIORITY_SEP}{step}"
+        stats.messages += int(client.llen(key))
+        raw = client.lindex(key, -1)
+        sent_at = _sent_at(raw) if raw else None
+        if sent_at is not None and (oldest is None or sent_at < oldest):
+            oldest = sent_at
+    stats.oldest_age_seconds = None if oldest is None else round(max(0.0, now - oldest), 3)
+    return stats
+
+
+def _sent_at(raw: Any) -> float | None:
+    try:
+        headers = json.loads(raw).get("headers") or {}
+        value = headers.get("sent_at")
+        return float(value) if value is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _check_broker(settings: Settings, health: Health, now: float) -> None:
+    client = _redis_client(settings)
+    try:
+        client.ping()
+        health.broker = True
+        health.queues = [queue_stats(client, name, now) for name in QUEUES]
+        health.reserved = int(client.hlen(_UNACKED_KEY))
+        health.dead_letters = int(client.llen(settings.dead_letter_key))
+    except redis.RedisError as exc:
+        health.problems.append(f"broker unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+
+
+def _check_database(settings: Settings, health: Health, now: datetime) -> None:
+    try:
+        with _engine(settings.database_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+            health.database = True
+            health.outbox_unpublished = conn.scalar(
+                select(func.count()).select_from(t.OutboxEntry).where(t.OutboxEntry.published_at.is_(None)))
+            pending = (t.OutboxEntry.kind == "award") & t.OutboxEntry.done_at.is_(None)
+            health.outbox_awards_pending = conn.scalar(
+                select(func.count()).select_from(t.OutboxEntry).where(pending))
+            oldest = conn.scalar(select(func.min(t.OutboxEntry.created_at)).where(
+                t.OutboxEntry.published_at.is_(None) | pending))
+            if oldest is not None:
+                health.outbox_oldest_pending_age_seconds = round(max(0.0, (now - oldest).total_seconds()), 3)
+    except Exception as exc:  # any driver error means the same to an operator: not usable
+        first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+        health.problems.append(f"database unreachable: {type(exc).__name__}: {first_line}")
+
+
+def check(settings: Settings) -> Health:
+    """One snapshot. Broker or database unreachable: down. Work waiting too long, dead letters: degraded."""
+    from customer_updates.models.commands import utcnow
+
+    health = Health()
+    _check_broker(settings, health, time.time())
+    _check_database(settings, health, utcnow())
+    limit = settings.health_max_wait_seconds
+    for queue in health.queues:
+        if queue.oldest_age_seconds is not None and queue.oldest_age_seconds > limit:
+            health.warnings.append(f"queue {queue.name}: oldest waited {queue.oldest_age_seconds:.0f}s "
+                                   f"(limit {limit:.0f}s): add workers?")
+    age = health.outbox_oldest_pending_age_seconds
+    if age is not None and age > settings.health_max_outbox_age_seconds:
+        health.warnings.append(f"outbox: follow-on work pending for {age:.0f}s "
+                               f"(more than {settings.health_max_outbox_age_seconds:.0f}s): is beat running?")
+    if health.dead_letters:
+        health.warnings.append(f"{health.dead_letters} dead letters: `customer-updates dead-letters list`")
+    return health
