@@ -247,3 +247,21 @@ def load_examples(database_url: str) -> None:
             load_org(session, org)
     with (EXAMPLES / "customers.ndjson").open() as lines:
         import_customers(sessionmaker(get_engine(database_url)), lines)
+
+
+def wait_for_follow_on_work(database_url: str, timeout: float = 60) -> None:
+    """Wait until every award decided so far was carried out (outbox rows done)."""
+    from sqlalchemy import func, select
+
+    from customer_updates.models import tables as t
+    from customer_updates.store.db import session_scope
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(database_url) as session:
+            pending = session.scalar(select(func.count()).select_from(t.OutboxEntry).where(
+                t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None)))
+        if not pending:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{pending} awards still pending after {timeout}s")
