@@ -245,3 +245,56 @@ def count_log(log_path: Any, event: str) -> int:
         if line.startswith("{") and f'"event": "{event}"' in line:
             found += 1
     return found
+
+
+class PacedPublisher:
+    """Publishes messages in the background over about `seconds`, so that faults land mid-run."""
+
+    def __init__(self, redis_url: str, messages: list[list[dict[str, Any]]], seconds: float = 10,
+                 per_send: int = 5) -> None:
+        import threading
+
+        self.redis_url, self.messages, self.per_send = redis_url, messages, per_send
+        self.pause = seconds / max(1, len(messages) / per_send)
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for start in range(0, len(self.messages), self.per_send):
+                publish(self.redis_url, self.messages[start:start + self.per_send])
+                time.sleep(self.pause)
+        except BaseException as exc:  # surfaced by join()
+            self.errors.append(exc)
+
+    def start(self) -> PacedPublisher:
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 300) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "publisher did not finish"
+        assert not self.errors, self.errors
+
+
+def wait_for_records(db_url: str, org_id: int, at_least: int, timeout: float = 120) -> int:
+    """Block until `at_least` commands of the org have stored results (the run is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(db_url) as session:
+            count = int(session.scalar(select(func.count()).select_from(t.CommandRecord)
+                                       .where(t.CommandRecord.org_id == org_id)) or 0)
+        if count >= at_least:
+            return count
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} results after {timeout}s")
+
+
+def outcomes_in_logs(*workers: Any) -> Counter[str]:
+    """Per-command outcomes the workers logged (applied, duplicate, conflict): redeliveries show here."""
+    seen: Counter[str] = Counter()
+    for worker in workers:
+        for line in worker.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"event": "command"' in line:
+                seen[json.loads(line).get("outcome", "?")] += 1
+    return seen
