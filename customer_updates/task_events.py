@@ -35,7 +35,7 @@ class BatchEvents:
             for req in requests:
                 if not req.task.acks_late:
                     req.acknowledge()
-                req.send_event("task-started", pid=pid)
+                req.send_event("task-started")
 
         def on_return(result: Any) -> None:
             runtime = monotonic() - started
