@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     )
     http_max_body_bytes: int = Field(2_000_000, description="Largest accepted HTTP request body.")
     http_max_batch_items: int = Field(100, description="Most customers in one HTTP request (code 1060 beyond).")
+    http_auth_cache_seconds: float = Field(
+        60.0, description="How long the HTTP ingress trusts a verified credential before checking it again "
+        "(scrypt is slow on purpose; a changed or removed credential takes effect after this long)."
+    )
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     log_json: bool = Field(True, description="Emit logs as JSON lines (false: plain text for local work).")
 

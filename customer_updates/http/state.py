@@ -1,0 +1,42 @@
+"""What one ingress process holds: settings, the org cache, verified credentials, a producer."""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+from customer_updates.http.auth import Authenticator
+from customer_updates.producer import Producer
+from customer_updates.settings import Settings
+from customer_updates.store.orgs import OrgCache
+
+
+class Ingress:
+    """Made by the app factory; nothing here connects until the first request needs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.orgs = OrgCache(settings.org_cache_seconds)
+        self.auth = Authenticator(settings.database_url, settings.http_auth_cache_seconds)
+        self._producer: Producer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def producer(self) -> Producer:
+        # Routes run in a thread pool: build the producer (and its Celery app) once.
+        with self._lock:
+            if self._producer is None:
+                self._producer = Producer(self.settings)
+                self._producer.redis  # noqa: B018 (made here, under the lock; it connects on first use)
+            return self._producer
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.producer.redis
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close()
+                self._producer = None
