@@ -333,7 +333,7 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
     from customer_updates.store.db import session_scope
 
     with session_scope(get_settings().database_url) as session:
-        rows = [{"survivor_id": m.survivor_id, "victim_id": m.victim_id, "identifier": m.identifier,
+        rows: list[dict[str, Any]] = [{"survivor_id": m.survivor_id, "victim_id": m.victim_id, "identifier": m.identifier,
                  "request_id": m.request_id, "user_context": m.user_context,
                  "created_at": m.created_at.isoformat(sep=" "), "snapshot": m.snapshot}
                 for m in list_merges(session, org_id, user_id)]
@@ -342,7 +342,7 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
         return
     table = Table("when", "survivor", "victim", "identifier", "request")
     for r in rows:
-        table.add_row(r["created_at"][:19], str(r["survivor_id"]), str(r["victim_id"]), r["identifier"],
+        table.add_row(str(r["created_at"])[:19], str(r["survivor_id"]), str(r["victim_id"]), str(r["identifier"]),
                       str(r["request_id"]))
     out.print(table)
 
@@ -360,6 +360,17 @@ def health(as_json: bool) -> None:
     else:
         show(out, snapshot)
     sys.exit(snapshot.exit_code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 listens on every interface.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP ingress (v1.1 /customer/update and /customer/get) with uvicorn until stopped."""
+    from customer_updates.http import serve as run
+
+    run(get_settings(), host, port, workers)
 
 
 @main.command()
