@@ -333,10 +333,11 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
     from customer_updates.store.db import session_scope
 
     with session_scope(get_settings().database_url) as session:
-        rows: list[dict[str, Any]] = [{"survivor_id": m.survivor_id, "victim_id": m.victim_id, "identifier": m.identifier,
-                 "request_id": m.request_id, "user_context": m.user_context,
-                 "created_at": m.created_at.isoformat(sep=" "), "snapshot": m.snapshot}
-                for m in list_merges(session, org_id, user_id)]
+        rows: list[dict[str, Any]] = [
+            {"survivor_id": m.survivor_id, "victim_id": m.victim_id, "identifier": m.identifier,
+             "request_id": m.request_id, "user_context": m.user_context,
+             "created_at": m.created_at.isoformat(sep=" "), "snapshot": m.snapshot}
+            for m in list_merges(session, org_id, user_id)]
     if as_json:
         _print_json(rows)
         return

@@ -96,7 +96,7 @@ def publish_events(client: redis.Redis, stream: str, maxlen: int, events: list[t
     pipe = client.pipeline(transaction=False)
     for outbox_id, payload in events:
         body = {"event_id": str(outbox_id), "type": payload["event"], "data": json.dumps(payload, default=str)}
-        pipe.xadd(stream, body, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.xadd(stream, body, maxlen=maxlen, approximate=True)
     pipe.execute()
 
 

@@ -116,10 +116,10 @@ class Producer:
         return BatchReceipt(batch_id, [c["request_id"] for c in commands])
 
     def get_result(self, org_id: int, request_id: str, timeout: float = 0) -> dict[str, Any] | None:
-        return mailbox.wait_for(lambda: mailbox.read_result(self.redis, org_id, request_id), timeout)  # type: ignore[no-any-return]
+        return mailbox.wait_for(lambda: mailbox.read_result(self.redis, org_id, request_id), timeout)
 
     def get_batch_result(self, org_id: int, batch_id: str, timeout: float = 0) -> dict[str, Any] | None:
-        return mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)  # type: ignore[no-any-return]
+        return mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)
 
     def close(self) -> None:
         if self._redis is not None:

@@ -88,7 +88,7 @@ def merge(survivor: CustomerState, victim: CustomerState, identifier: str, org: 
             a.custom[name] = value
     overwrite = org.flag("CONF_CUSTOMER_MERGE_OVERWRITE_EXTENDED_FIELD_VALUE")
     for name, value in b.extended.items():
-        if overwrite and value.value or a.extended.get(name) is None or not a.extended[name].value:
+        if (overwrite and value.value) or a.extended.get(name) is None or not a.extended[name].value:
             a.extended[name] = value
     for key, sub in b.subscriptions.items():
         a.subscriptions.setdefault(key, sub)

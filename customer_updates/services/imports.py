@@ -140,7 +140,8 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
                   orgs: dict[int, OrgConfig | None], report: ImportReport) -> None:
     taken = _taken(session, valid)
     now = utcnow()
-    rows, extras = [], []
+    rows: list[dict[str, Any]] = []
+    extras: list[tuple[ImportedCustomer, OrgConfig]] = []
     for number, customer, idents in valid:
         owners = {taken.get((customer.org_id, name, value)) for name, value in idents.items()} - {None}
         if customer.user_id is not None and (customer.org_id, "id", str(customer.user_id)) in taken:
@@ -152,11 +153,11 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
             else:
                 report.errors.append((number, "an identifier already belongs to another customer"))
             continue
-        for name, value in idents.items():
-            taken[(customer.org_id, name, value)] = -number
+        for name, ident in idents.items():
+            taken[(customer.org_id, name, ident)] = -number
         org = orgs[customer.org_id]
         assert org is not None
-        row = {"org_id": customer.org_id, **{n: idents.get(n) for n in IDENTIFIERS},
+        row: dict[str, Any] = {"org_id": customer.org_id, **{n: idents.get(n) for n in IDENTIFIERS},
                "firstname": customer.firstname, "lastname": customer.lastname, "type": customer.type,
                "registered_on": customer.registered_on or now, "fraud_status": customer.fraud_status,
                "loyalty_points": customer.loyalty_points, "lifetime_points": customer.lifetime_points,
@@ -185,11 +186,12 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
         # Explicit user_ids do not advance the sequence; move it past them.
         session.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
                              "(SELECT COALESCE(MAX(user_id), 1) FROM customers))"))
-    fields, subs = [], []
+    fields: list[dict[str, Any]] = []
+    subs: list[dict[str, Any]] = []
     for row, (customer, org) in zip(rows, extras, strict=True):
         user_id = ids[id(row)]
         for entry in _entries(customer.custom_fields, "field"):
-            value = custom_field_value(org, str(entry.get("name")), entry.get("value")) \
+            value: str | None = custom_field_value(org, str(entry.get("name")), entry.get("value")) \
                 if isinstance(entry, dict) else None
             if value is not None:
                 fields.append({"user_id": user_id, "kind": "custom", "name": entry["name"], "value": value,
@@ -215,7 +217,10 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
     report.loaded += len(rows)
 
 
-def _taken(session: Session, valid: list[tuple[int, ImportedCustomer, dict[str, str]]]) -> dict[tuple[int, str, str], int]:
+Valid = list[tuple[int, ImportedCustomer, dict[str, str]]]
+
+
+def _taken(session: Session, valid: Valid) -> dict[tuple[int, str, str], int]:
     """(org, identifier, value) -> user_id for active customers already holding a value of the chunk."""
     taken: dict[tuple[int, str, str], int] = {}
     by_org: dict[int, dict[str, set[str]]] = {}

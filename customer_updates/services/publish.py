@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session

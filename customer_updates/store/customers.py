@@ -66,9 +66,9 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
     rows: dict[int, t.Customer] = {}
     wanted = found_ids
     while wanted:
-        query: Select[tuple[t.Customer]] = (select(t.Customer).where(t.Customer.user_id.in_(wanted),
-                                                                      t.Customer.org_id == org_id)
-                                            .order_by(t.Customer.user_id))
+        query: Select[Any] = (select(t.Customer)
+                              .where(t.Customer.user_id.in_(wanted), t.Customer.org_id == org_id)
+                              .order_by(t.Customer.user_id))
         if lock and session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
         for row in session.scalars(query.execution_options(populate_existing=True)):
@@ -100,7 +100,7 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
     """Write what differs between the loaded and the final states, in an order the unique indexes accept:
     customers who became inactive first, so that their identifiers are free for the survivors."""
     changed = [s for uid, s in after.items() if row_values(s) != row_values(before[uid])]
-    table = t.Customer.__table__
+    table: Any = t.Customer.__table__
     statement = update(table).where(table.c.user_id == bindparam("b_user_id"))
     for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
         if group:  # executemany: psycopg pipelines it into one round trip

@@ -52,7 +52,7 @@ def test_merges_in_both_directions_at_once_end_consistent(pg_url, redis_url, sta
         start_worker(pg_url, redis_url, concurrency=2)
 
     commands = []
-    for a_id, b_id, mobile, email in pairs:
+    for _a_id, b_id, mobile, email in pairs:
         now = utcnow().isoformat()
         commands.append({"org_id": 1, "request_id": uuid.uuid4().hex, "issued_at": now,
                          "customer": {"mobile": mobile, "email": email}})
