@@ -45,7 +45,8 @@ def flower(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "flower.log").open("wb")
     env = cli_env(pg_url, redis_url, flower_basic_auth=":".join(AUTH))
     process = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "flower", "--port", str(port)],
-                               env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                               env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
