@@ -32,10 +32,20 @@ def apply_updates(requests: list[SimpleRequest]) -> None:
     handle.apply_requests(runtime.current(), requests, send_awards=send_awards, send_apply=send_apply)
 
 
-@app.task(name=AWARD_TASK, acks_late=True, reject_on_worker_lost=True)
-def award_points(outbox_id: int) -> Any:
-    """At least once; safe because the outbox row is marked done in the award's own transaction."""
-    return handle.award(runtime.current(), outbox_id)
+@app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def award_points(self: Any, outbox_id: int) -> Any:
+    """At least once; safe because the outbox row is marked done in the award's own transaction.
+
+    Transient errors retry with backoff: a failed task is acked, and the relay would republish it only
+    minutes later (it waits that long before it treats a published award as lost).
+    """
+    rt = runtime.current()
+    try:
+        return handle.award(rt, outbox_id)
+    except handle.TRANSIENT as exc:
+        retries = self.request.retries or 0
+        delay = handle.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)
+        raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.max_retries) from exc
 
 
 @app.task(name=RELAY_TASK, acks_late=True)

@@ -53,8 +53,10 @@ def as_commands(kwargs: Any) -> list[Any] | None:
 
 
 def backoff(settings_base: float, settings_max: float, attempt: int) -> float:
-    """Exponential backoff with full jitter (spreads retries of many workers after a common outage)."""
-    return random.uniform(0, min(settings_max, settings_base * 2 ** attempt))
+    """Exponential backoff with full jitter (spreads retries of many workers after a common outage).
+
+    The exponent is capped: `attempt` comes from the message, and 2.0 ** 1100 overflows a float."""
+    return random.uniform(0, min(settings_max, settings_base * 2 ** min(max(attempt, 0), 30)))
 
 
 def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[list[int]], None],
