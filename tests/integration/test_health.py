@@ -1,0 +1,121 @@
+"""`customer-updates health` and the Prometheus exporter against real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from customer_updates import Producer, mailbox
+from customer_updates.embedded_redis import free_port
+from customer_updates.models import tables as t
+from customer_updates.models.commands import utcnow
+from customer_updates.settings import Settings
+from customer_updates.store.db import session_scope
+from tests.conftest import ROOT, cli_env, run_cli
+
+ITEMS = {"root": {"customer": [{"mobile": f"91980000100{n}", "firstname": "Test"} for n in range(3)]}}
+
+
+def health(pg_url: str, redis_url: str, **extra: str) -> tuple[int, dict]:
+    done = run_cli(["health", "--json"], pg_url, redis_url, timeout=60, **extra)
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def enqueue_without_worker(pg_url: str, redis_url: str) -> None:
+    producer = Producer(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, producer_message_size=1))
+    producer.enqueue_batch(1, ITEMS)
+
+
+def add_outbox_award(pg_url: str, age: timedelta) -> None:
+    with session_scope(pg_url) as session:
+        session.add(t.OutboxEntry(org_id=1, user_id=1, kind="award", payload={"rule": "demo", "points": 1},
+                                  created_at=utcnow() - age))
+
+
+def test_an_idle_system_is_ok_with_empty_queues(pg_url, redis_url):
+    code, report = health(pg_url, redis_url)
+
+    assert code == 0, report
+    assert (report["status"], report["broker"], report["database"]) == ("ok", True, True)
+    assert {q["name"]: q["messages"] for q in report["queues"]} == {
+        "customer_updates": 0, "customer_updates.side_effects": 0}
+    assert (report["outbox_unpublished"], report["outbox_awards_pending"], report["dead_letters"]) == (0, 0, 0)
+
+
+def test_waiting_messages_show_their_count_and_the_age_of_the_oldest(pg_url, redis_url):
+    enqueue_without_worker(pg_url, redis_url)
+    time.sleep(1.2)
+
+    code, report = health(pg_url, redis_url, health_max_wait_seconds="0.5")
+
+    updates = next(q for q in report["queues"] if q["name"] == "customer_updates")
+    assert updates["messages"] == 3
+    assert 1.0 <= updates["oldest_age_seconds"] < 60
+    assert (code, report["status"]) == (1, "degraded")
+    assert any("customer_updates: oldest waited" in w for w in report["warnings"])
+
+
+def test_dead_letters_and_old_outbox_work_make_the_system_degraded(pg_url, redis_url):
+    import redis
+
+    mailbox.push_dead_letter(redis.Redis.from_url(redis_url), "customer_updates.dead_letters",
+                             {"commands": []}, "test", attempts=7)
+    add_outbox_award(pg_url, age=timedelta(minutes=10))
+
+    code, report = health(pg_url, redis_url)
+
+    assert code == 1
+    assert report["dead_letters"] == 1
+    assert (report["outbox_unpublished"], report["outbox_awards_pending"]) == (1, 1)
+    assert report["outbox_oldest_pending_age_seconds"] >= 590
+    assert len(report["warnings"]) == 2
+
+
+def test_an_unreachable_broker_and_database_are_down_with_exit_code_2():
+    nothing = f"127.0.0.1:{free_port()}"
+    done = run_cli(["health"], f"postgresql+psycopg://postgres@{nothing}/none", f"redis://{nothing}/0", timeout=60)
+
+    assert done.returncode == 2
+    assert "DOWN" in done.stdout
+    assert "broker unreachable" in done.stdout
+    assert "database unreachable" in done.stdout
+
+
+def test_the_metrics_exporter_serves_what_health_sees_to_prometheus(pg_url, redis_url, tmp_path):
+    enqueue_without_worker(pg_url, redis_url)
+    add_outbox_award(pg_url, age=timedelta(seconds=5))
+    port = free_port()
+    with (tmp_path / "metrics.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "metrics", "--port", str(port)],
+                                   env=cli_env(pg_url, redis_url), cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        text = ""
+        deadline = time.monotonic() + 30
+        while not text and time.monotonic() < deadline:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            except httpx.HTTPError:
+                time.sleep(0.3)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("customer_updates_up", (("component", "broker"),))] == 1
+    assert samples[("customer_updates_up", (("component", "database"),))] == 1
+    assert samples[("customer_updates_queue_messages", (("queue", "customer_updates"),))] == 3
+    assert samples[("customer_updates_queue_messages", (("queue", "customer_updates.side_effects"),))] == 0
+    assert samples[("customer_updates_queue_oldest_message_age_seconds", (("queue", "customer_updates"),))] >= 0
+    assert samples[("customer_updates_outbox_awards_pending", ())] == 1
+    assert samples[("customer_updates_dead_letters", ())] == 0
