@@ -119,7 +119,17 @@ class CustomerState:
     updated_on: datetime | None = None
 
     def copy(self) -> CustomerState:
-        return copy.deepcopy(self)
+        # Field by field instead of deepcopy (which was a quarter of a worker's time): every container
+        # and every entry is new, so no change to the copy reaches the original.
+        clone = copy.copy(self)
+        clone.points_summaries = [dict(s) for s in self.points_summaries]
+        clone.stamps = dict(self.stamps)
+        clone.fired = set(self.fired)
+        clone.custom = {k: FieldValue(v.value, v.issued_at) for k, v in self.custom.items()}
+        clone.extended = {k: FieldValue(v.value, v.issued_at) for k, v in self.extended.items()}
+        clone.subscriptions = {k: SubscriptionState(v.status, v.scope, v.issued_at)
+                               for k, v in self.subscriptions.items()}
+        return clone
 
     def identifier(self, name: str) -> str | None:
         value: str | None = getattr(self, name)
