@@ -53,6 +53,9 @@ def get_engine(url: str) -> Engine:
                 _sqlite_pragmas(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+                # executemany INSERTs as multi-row VALUES statements (1,000 rows a page), as SQLAlchemy
+                # does for psycopg2: psycopg 3 otherwise sends and parses one statement per row.
+                engine.dialect.use_insertmanyvalues_wo_returning = True
             _engines[url] = engine
         return engine
 
