@@ -33,6 +33,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
+        # Undecodable or malformed messages go to the dead-letter list instead of being dropped.
+        "worker_consumer": "customer_updates.consumer:DeadLetteringConsumer",
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
