@@ -257,15 +257,30 @@ class PacedPublisher:
         self.redis_url, self.messages, self.per_send = redis_url, messages, per_send
         self.pause = seconds / max(1, len(messages) / per_send)
         self.errors: list[BaseException] = []
+        self.resends = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         try:
             for start in range(0, len(self.messages), self.per_send):
-                publish(self.redis_url, self.messages[start:start + self.per_send])
+                self._send(self.messages[start:start + self.per_send])
                 time.sleep(self.pause)
         except BaseException as exc:  # surfaced by join()
             self.errors.append(exc)
+
+    def _send(self, messages: list[list[dict[str, Any]]]) -> None:
+        # Like a careful producer: a send that failed (broker restarting) is sent again. A send that
+        # failed half-way may deliver some messages twice; the worker applies them once.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                publish(self.redis_url, messages)
+                return
+            except Exception:
+                self.resends += 1
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def start(self) -> PacedPublisher:
         self.thread.start()
