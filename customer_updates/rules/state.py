@@ -6,7 +6,6 @@ database. The store translates rows into these and diffs them back into statemen
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -121,7 +120,8 @@ class CustomerState:
     def copy(self) -> CustomerState:
         # Field by field instead of deepcopy (which was a quarter of a worker's time): every container
         # and every entry is new, so no change to the copy reaches the original.
-        clone = copy.copy(self)
+        clone = object.__new__(CustomerState)
+        clone.__dict__.update(self.__dict__)
         clone.points_summaries = [dict(s) for s in self.points_summaries]
         clone.stamps = dict(self.stamps)
         clone.fired = set(self.fired)
