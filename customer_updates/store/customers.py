@@ -27,7 +27,7 @@ _SCALARS = (
 )
 
 
-def _state(row: t.Customer) -> CustomerState:
+def _state(row: Any) -> CustomerState:
     state = CustomerState(user_id=row.user_id, org_id=row.org_id)
     for name in _SCALARS:
         setattr(state, name, getattr(row, name))
@@ -64,21 +64,21 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
         return []
     found_ids = set(session.scalars(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
                                                                      or_(*conditions))))
-    rows: dict[int, t.Customer] = {}
+    rows: dict[int, Any] = {}
     wanted = found_ids
+    table = t.Customer.__table__.c
     while wanted:
-        query: Select[Any] = (select(t.Customer)
-                              .where(t.Customer.user_id.in_(wanted), t.Customer.org_id == org_id)
-                              .order_by(t.Customer.user_id))
+        # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
+        query: Select[Any] = (select(t.Customer.__table__)
+                              .where(table.user_id.in_(wanted), table.org_id == org_id)
+                              .order_by(table.user_id))
         if lock and session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
-        for row in session.scalars(query.execution_options(populate_existing=True)):
+        for row in session.execute(query):
             rows[row.user_id] = row
         # Follow merge chains (a victim's identifier leads to its survivor).
         wanted = {r.merged_into for r in rows.values() if r.merged_into and r.merged_into not in rows}
     states = {uid: _state(row) for uid, row in rows.items()}
-    for session_row in rows.values():
-        session.expunge(session_row)
     if states:
         _attach_fields(session, states)
     return list(states.values())
@@ -122,13 +122,13 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
             if old.subscriptions.get((channel, priority)) != sub:
                 sub_rows.append({"user_id": uid, "channel": channel, "priority": priority, "scope": sub.scope,
                                  "status": sub.status, "issued_at": sub.issued_at})
-    if field_rows:
-        stmt = insert(t.CustomerField)
+    if field_rows:  # Core tables: the ORM bulk path adds Python work per row and nothing else here
+        stmt = insert(t.CustomerField.__table__)
         session.execute(stmt.on_conflict_do_update(
             index_elements=["user_id", "kind", "name"],
             set_={"value": stmt.excluded.value, "issued_at": stmt.excluded.issued_at}), field_rows)
     if sub_rows:
-        stmt = insert(t.Subscription)
+        stmt = insert(t.Subscription.__table__)
         session.execute(stmt.on_conflict_do_update(
             index_elements=["user_id", "channel", "priority"],
             set_={"scope": stmt.excluded.scope, "status": stmt.excluded.status,

@@ -42,7 +42,8 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
         return []
     from customer_updates.store.customers import dialect_insert
 
-    result = session.execute(dialect_insert(session)(t.OutboxEntry).returning(t.OutboxEntry.id), rows)
+    table = t.OutboxEntry.__table__
+    result = session.execute(dialect_insert(session)(table).returning(table.c.id), rows)
     return list(result.scalars())
 
 
