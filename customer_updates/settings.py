@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     worker_flush_interval: float = Field(
         0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."
     )
+    worker_flush_every: int = Field(
+        128, description="Messages that make a consumer-side batch full (applied at once, in transactions of "
+        "at most worker_batch_size commands). At most worker_prefetch_multiplier x concurrency are reserved."
+    )
     worker_prefetch_multiplier: int = Field(
         64, description="Messages each worker process reserves ahead (needed for consumer-side batching)."
     )

@@ -10,6 +10,7 @@ from customer_updates import runtime
 from customer_updates.models.commands import utcnow
 from customer_updates.services import handle
 from customer_updates.services.publish import relay
+from customer_updates.settings import get_settings
 from customer_updates.store.db import session_scope
 from customer_updates.store.records import purge_records, retention_cutoff
 from customer_updates.task_events import BatchEvents
@@ -22,8 +23,9 @@ class _ApplyBatches(BatchEvents, Batches):
 
     BatchEvents: per-message task events, which celery-batches does not send (Flower needs them)."""
 
-    flush_every = 64
-    flush_interval = 0.05
+    # From the settings the worker process starts with (the class is made when tasks are imported).
+    flush_every = get_settings().worker_flush_every
+    flush_interval = get_settings().worker_flush_interval
 
 
 @app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
