@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
 from customer_updates import mailbox
 from customer_updates.errors import InvalidBody
@@ -70,10 +71,14 @@ class Producer:
                  position: int | None = None) -> dict[str, Any]:
         if isinstance(org_id, bool) or not isinstance(org_id, int) or org_id <= 0:
             raise InvalidBody("org_id must be a positive integer")
-        context = UserContext.model_validate(user_context) if isinstance(user_context, dict) else user_context
-        command = Command(org_id=org_id, request_id=request_id or uuid.uuid4().hex,
-                          issued_at=issued_at or utcnow(), user_context=context, batch_id=batch_id,
-                          position=position, customer=customer)
+        try:
+            context = UserContext.model_validate(user_context) if isinstance(user_context, dict) else user_context
+            command = Command(org_id=org_id, request_id=request_id or uuid.uuid4().hex,
+                              issued_at=issued_at or utcnow(), user_context=context, batch_id=batch_id,
+                              position=position, customer=customer)
+        except ValidationError as exc:  # callers catch one error type: InvalidBody names the field
+            first = exc.errors()[0]
+            raise InvalidBody(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
         wire = command.model_dump(mode="json", exclude_none=True)
         wire["customer"] = customer  # raw, as given: the worker validates it and answers with a code
         return wire
