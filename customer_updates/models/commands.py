@@ -26,12 +26,13 @@ class Command(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     org_id: int = Field(gt=0)
-    request_id: str = Field(min_length=1, max_length=100)
+    # No control characters: ids are keys in the database and in Redis, and PostgreSQL refuses NUL.
+    request_id: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     # When the producer decided the change. Raw producers may leave it out: then it is when the
     # worker decoded the command, the closest to "enqueue time" it can know.
     issued_at: datetime = Field(default_factory=lambda: utcnow())
     user_context: UserContext | None = None
-    batch_id: str | None = Field(None, max_length=100)
+    batch_id: str | None = Field(None, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     position: int | None = Field(None, ge=0)
     customer: Any = None
 

@@ -25,7 +25,7 @@ def custom_field_value(org: OrgConfig, name: str, raw: Any) -> str | None:
     if name not in org.custom_fields:
         return None
     value = custom_value_text(raw)
-    if value is None or len(value) > FIELD_VALUE_MAX:
+    if value is None or len(value) > FIELD_VALUE_MAX or "\x00" in value or "\x00" in name:
         return None
     if value.startswith("["):  # multi-select: must be a JSON array of strings
         try:
@@ -60,7 +60,7 @@ def extended_field_value(definition: ExtendedFieldDef | None, raw: Any) -> str |
     if definition is None or raw is None or isinstance(raw, bool | list | dict):
         return None
     text = str(raw).strip()
-    if not text or len(text) > FIELD_VALUE_MAX:
+    if not text or len(text) > FIELD_VALUE_MAX or "\x00" in text:
         return None
     kind = definition.type
     if kind == "string":

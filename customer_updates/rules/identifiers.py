@@ -9,7 +9,7 @@ from customer_updates.rules.state import OrgConfig
 
 _MOBILE = re.compile(r"^\+?(\d{8,15})$")
 # Deliberately simple: one @, no spaces, a dot in the domain. Full RFC 5322 is not what CRMs accept.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]{2,}$")
 
 INVALID_CODE = {"mobile": Code.INVALID_MOBILE, "email": Code.INVALID_EMAIL, "external_id": Code.INVALID_EXTERNAL_ID}
 

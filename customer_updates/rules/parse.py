@@ -68,6 +68,8 @@ def _text(item: dict[str, Any], key: str, max_len: int | None = None) -> str | N
     text = str(value).strip()
     if max_len is not None and len(text) > max_len:
         raise ItemRejected(Code.INVALID_INPUT, f"{key} is longer than {max_len} characters")
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL: refuse it here, with a code, not in the database
+        raise ItemRejected(Code.INVALID_INPUT, f"{key} contains a NUL character")
     return text or None
 
 

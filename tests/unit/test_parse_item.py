@@ -88,3 +88,9 @@ def test_fraud_status_is_an_object_or_a_plain_string():
 
 def test_numbers_are_accepted_as_identifier_strings():
     assert parse_item({"mobile": 919800000001}).identifiers == {"mobile": "919800000001"}
+
+
+def test_a_nul_character_in_a_name_is_refused_before_it_reaches_the_database():
+    with pytest.raises(ItemRejected) as caught:
+        parse_item({"mobile": "919800000001", "firstname": "A\x00B"})
+    assert (caught.value.code, "NUL" in caught.value.message) == (Code.INVALID_INPUT, True)

@@ -321,3 +321,12 @@ def test_a_failed_item_changes_nothing_even_after_a_merge_was_planned():
 def test_updated_on_moves_only_when_something_changed():
     assert apply({"mobile": "919800000001", "firstname": "Asha"}, customer(1, **ASHA)).target.updated_on is None
     assert apply({"mobile": "919800000001", "firstname": "A"}, customer(1, **ASHA)).target.updated_on == NOW
+
+
+def test_control_characters_make_an_email_malformed_and_a_field_value_invalid():
+    assert failure({"email": "a\x00b@example.com"}, customer(1, **ASHA)) == Code.INVALID_EMAIL
+    applied = apply({"mobile": "919800000001", "custom_fields": {"field": [{"name": "favourite_drink",
+                                                                            "value": "te\x00a"}]},
+                     "extended_fields": {"field": [{"name": "city", "value": "Pu\x00ne"}]}}, customer(1, **ASHA))
+    assert applied.target.custom == {} and applied.target.extended == {}
+    assert {Code.INVALID_CUSTOM_FIELD, Code.EXTENDED_FIELD_FAILED} <= codes(applied)
