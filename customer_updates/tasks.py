@@ -7,6 +7,7 @@ from typing import Any
 from celery_batches import Batches, SimpleRequest
 
 from customer_updates import runtime
+from customer_updates.batching import PacedBatches
 from customer_updates.models.commands import utcnow
 from customer_updates.services import handle
 from customer_updates.services.publish import relay
@@ -18,7 +19,7 @@ from customer_updates.wire import send_apply, send_awards
 from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app
 
 
-class _ApplyBatches(BatchEvents, Batches):
+class _ApplyBatches(BatchEvents, PacedBatches, Batches):
     """Consumer-side batching: the messages a worker reserved are applied in one transaction.
 
     BatchEvents: per-message task events, which celery-batches does not send (Flower needs them)."""
