@@ -1,0 +1,148 @@
+"""`python -m bench run ...`: seed, measure customer-updates and the plain Celery reference, print a table.
+
+    python -m bench run --db postgres --customers 100000 --message-size 100 --workers 1 --repeat 3
+    python -m bench run --smoke            # a few thousand customers, a few seconds: checks it all works
+    python -m bench producer               # enqueue speed: enqueue_batch against task.delay per command
+    python -m bench merge-cost             # time per update of merging updates against plain ones
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import redis
+
+from bench import report, seed
+from bench.measure import Figures, measure, median_figures
+from bench.seed import Layout
+from bench.targets import CustomerUpdates, PlainCelery, Target, reset_counts
+from bench.workload import Workload
+
+REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+CLAIM_KEY = "cu:test:claim"  # the key test sessions use to claim a Redis database number
+
+
+def claim_redis(preferred: int) -> tuple[str, redis.Redis]:
+    """A Redis database number nobody else holds (test sessions claim theirs with the same key)."""
+    token = f"bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    for number in [preferred, *range(15, 0, -1)]:
+        client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
+        if client.set(CLAIM_KEY, token, nx=True, ex=3600):
+            return f"{REDIS_BASE}/{number}", client
+    raise RuntimeError("no free Redis database number")
+
+
+def empty_redis(client: redis.Redis) -> None:
+    token = client.get(CLAIM_KEY)
+    client.flushdb()
+    if token:
+        client.set(CLAIM_KEY, token, ex=3600)
+
+
+def parse_counts(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.smoke:
+        args.customers, args.updates, args.reference_updates = 3000, 600, 150
+        args.latency_seconds, args.repeat = 1.5, 1
+    layout = Layout(args.customers)
+    redis_url, client = claim_redis(args.redis_db)
+    url = seed.database_url(args.db, f"cu_bench_{os.getpid()}")
+    log_dir = Path(tempfile.mkdtemp(prefix="cu-bench-logs-"))
+    env = {"CUSTOMER_UPDATES_LOG_LEVEL": args.log_level}
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(f"seeding {args.customers:,} customers ({args.db}) ...", file=sys.stderr, flush=True)
+    try:
+        seed.seed(url, layout)
+        tables = []
+        run_number = 0
+        for message_size in parse_counts(args.message_size):
+            for workers in parse_counts(args.workers):
+                per_system: dict[str, list[Figures]] = {}
+                for repeat in range(args.repeat):
+                    targets: list[tuple[Target, int]] = [
+                        (CustomerUpdates(url, redis_url, message_size, env), args.updates)]
+                    if not args.no_reference:
+                        targets.append((PlainCelery(url, redis_url), args.reference_updates))
+                    for target, count in targets:
+                        empty_redis(client)
+                        reset_counts(url)
+                        workload = Workload(layout, seed=1000 * run_number + repeat, run=run_number)
+                        run_number += 1
+                        print(f"  {target.name}: {count:,} updates, {message_size}/message, {workers} worker(s), "
+                              f"run {repeat + 1}/{args.repeat}", file=sys.stderr, flush=True)
+                        figures = measure(target, workload, count, workers, message_size, args.latency_seconds,
+                                          log_dir, args.timeout)
+                        target.close()
+                        print("   ", report.one_line(figures), f"load={os.getloadavg()[0]:.2f}", file=sys.stderr,
+                              flush=True)
+                        per_system.setdefault(target.name, []).append(figures)
+                medians = [median_figures(runs) for runs in per_system.values()]
+                tables.append((f"{args.db}, {message_size} update(s)/message, {workers} worker process(es), "
+                               f"median of {args.repeat}", medians))
+                print(report.table(*tables[-1]), flush=True)
+        if len(tables) > 1:
+            print(report.summary(tables))
+    finally:
+        empty_redis(client)
+        client.delete(CLAIM_KEY)
+        if not args.keep:
+            seed.drop_database(args.db, url)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; worker logs in {log_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="throughput, latency, memory and CPU against the plain Celery reference")
+    r.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
+    r.add_argument("--customers", type=int, default=100_000)
+    r.add_argument("--updates", type=int, default=30_000, help="updates per customer-updates run")
+    r.add_argument("--reference-updates", type=int, default=3_000,
+                   help="updates per reference run (it is ~20x slower; the rate is what is compared)")
+    r.add_argument("--message-size", default="100", help="updates per message: 1, 100 or a list like 1,100")
+    r.add_argument("--workers", default="1", help="worker processes: 1, 2, 4 or a list like 1,2,4")
+    r.add_argument("--repeat", type=int, default=3, help="runs per configuration (the table shows medians)")
+    r.add_argument("--latency-seconds", type=float, default=6.0,
+                   help="how long to send at half the measured rate to measure latency (0: skip)")
+    r.add_argument("--no-reference", action="store_true", help="measure customer-updates only")
+    r.add_argument("--redis-db", type=int, default=13)
+    r.add_argument("--log-level", default="INFO", help="customer-updates worker log level")
+    r.add_argument("--timeout", type=float, default=600, help="give up on a run after this many seconds")
+    r.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    r.add_argument("--smoke", action="store_true", help="a few thousand customers, a few seconds: checks it works")
+    p = sub.add_parser("producer", help="enqueue speed: enqueue_batch against task.delay per command")
+    p.add_argument("--commands", type=int, default=20_000)
+    p.add_argument("--redis-db", type=int, default=13)
+    m = sub.add_parser("merge-cost", help="time per update of merging updates against plain ones")
+    m.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
+    m.add_argument("--customers", type=int, default=20_000)
+    m.add_argument("--batches", type=int, default=10)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    if args.command == "producer":
+        from bench import producer_speed
+
+        redis_url, client = claim_redis(args.redis_db)
+        try:
+            return producer_speed.main(redis_url, args.commands, lambda: empty_redis(client))
+        finally:
+            empty_redis(client)
+            client.delete(CLAIM_KEY)
+    from bench import merge_cost
+
+    return merge_cost.main(args.db, args.customers, args.batches)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""One measured run of one system: throughput with a full queue, then latency at half that rate."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.targets import Target
+from bench.workload import Update, Workload
+
+
+@dataclass
+class Figures:
+    system: str
+    updates: int
+    rate: float  # updates/s with a full queue
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    paced_rate: float  # the rate latency was measured at
+    peak_rss_mib: float
+    cpu_ms_per_update: float
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def wait_applied(target: Target, expected: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while target.applied() < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{target.name}: {target.applied()} of {expected} applied after {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def paced_latencies(target: Target, workload: Workload, rate: float, seconds: float,
+                    message_size: int) -> list[float]:
+    """Send at `rate` updates/s (whole messages) for `seconds`; enqueue → result visible, in ms."""
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def poll() -> None:
+        while True:
+            with lock:
+                waiting = list(sent_at)[:2000]
+            if not waiting and finished.is_set():
+                return
+            if waiting:
+                seen = time.monotonic()
+                for rid in target.done(waiting):
+                    with lock:
+                        latencies.append((seen - sent_at.pop(rid)) * 1000)
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    start = time.monotonic()
+    sent = 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(rate * elapsed) - sent
+        if due >= message_size:
+            updates: list[Update] = []
+            while len(updates) < message_size:
+                u = workload.next()
+                if u.kind != "duplicate":  # a duplicate's result exists already: no latency to see
+                    updates.append(u)
+            with lock:
+                now = time.monotonic()
+                for u in updates:
+                    sent_at[u.request_id] = now
+            target.enqueue(updates)
+            sent += len(updates)
+        else:
+            time.sleep(0.002)
+    finished.set()
+    poller.join(timeout=30)
+    return latencies
+
+
+def measure(target: Target, workload: Workload, updates: int, workers: int, message_size: int,
+            latency_seconds: float, log_dir: Path, timeout: float) -> Figures:
+    batch = workload.take(updates)
+    target.enqueue(batch)  # a full queue before the worker starts: the worker alone is measured
+    log_name = f"{target.name.split()[0]}-{message_size}m-{workers}w-{time.time():.0f}.log"
+    worker = target.start(workers, log_dir / log_name)
+    try:
+        worker.wait_ready()
+        started, cpu_before = time.monotonic(), worker.cpu_seconds()
+        finished = wait_applied(target, target.expected(batch), timeout)
+        cpu = worker.cpu_seconds() - cpu_before
+        rate = len(batch) / (finished - started)
+        paced = rate / 2
+        latencies = paced_latencies(target, workload, paced, latency_seconds, message_size) \
+            if latency_seconds > 0 else []
+    finally:
+        worker.stop()
+    return Figures(target.name, len(batch), rate, _percentile(latencies, 0.5), _percentile(latencies, 0.95),
+                   _percentile(latencies, 0.99), paced, worker.max_rss_mib(), cpu * 1000 / len(batch))
+
+
+def median_figures(runs: list[Figures]) -> Figures:
+    def med(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    first = runs[0]
+    return Figures(first.system, int(statistics.median(r.updates for r in runs)),
+                   statistics.median(r.rate for r in runs), med([r.p50_ms for r in runs]),
+                   med([r.p95_ms for r in runs]), med([r.p99_ms for r in runs]),
+                   statistics.median(r.paced_rate for r in runs), max(r.peak_rss_mib for r in runs),
+                   statistics.median(r.cpu_ms_per_update for r in runs))

@@ -1,0 +1,122 @@
+"""The two systems under test, behind one small interface: fill the queue, send paced, count, poll."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import redis
+from sqlalchemy import create_engine, func, select, text
+
+from bench import reference
+from bench.procs import Worker
+from bench.seed import ORG_ID
+from bench.workload import Update
+from customer_updates import mailbox
+from customer_updates.models import tables as t
+from customer_updates.producer import Producer
+from customer_updates.settings import Settings
+from customer_updates.store.db import normalise_url
+
+
+class Target(Protocol):
+    name: str
+
+    def enqueue(self, updates: list[Update]) -> None: ...
+    def start(self, workers: int, log_path: Path) -> Worker: ...
+    def applied(self) -> int: ...
+    def expected(self, updates: list[Update]) -> int: ...
+    def done(self, request_ids: list[str]) -> set[str]: ...
+    def close(self) -> None: ...
+
+
+class CustomerUpdates:
+    name = "customer-updates"
+
+    def __init__(self, database_url: str, redis_url: str, message_size: int, env: dict[str, str]) -> None:
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.env = env
+        self.message_size = message_size
+        self.producer = Producer(Settings(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                                          producer_message_size=message_size))
+        self.engine = create_engine(normalise_url(database_url))
+        self.redis = redis.Redis.from_url(redis_url)
+
+    def enqueue(self, updates: list[Update]) -> None:
+        """One enqueue_batch: the producer splits it into messages of `message_size` commands."""
+        self.producer.enqueue_batch(ORG_ID, {"root": {"customer": [u.item for u in updates]}},
+                                    request_ids=[u.request_id for u in updates])
+
+    def start(self, workers: int, log_path: Path) -> Worker:
+        return Worker(["-m", "customer_updates.cli", "worker", "--concurrency", str(workers),
+                       "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                      {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, **self.env}, log_path)
+
+    def applied(self) -> int:
+        """Updates done: result stored, and no follow-on award left to apply (awards are part of the cost)."""
+        with self.engine.connect() as conn:
+            recorded = int(conn.scalar(select(func.count()).select_from(t.CommandRecord)) or 0) + \
+                int(conn.scalar(select(func.count()).select_from(t.RejectedCommand)) or 0)
+            awarding = int(conn.scalar(select(func.count()).select_from(t.OutboxEntry).where(
+                t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None))) or 0)
+        return recorded - awarding
+
+    def expected(self, updates: list[Update]) -> int:
+        return len({u.request_id for u in updates})  # a duplicate is answered, not recorded again
+
+    def done(self, request_ids: list[str]) -> set[str]:
+        """Which results a producer can read now (the worker writes them after commit)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in request_ids:
+            pipe.exists(mailbox.result_key(ORG_ID, rid))
+        return {rid for rid, found in zip(request_ids, pipe.execute(), strict=True) if found}
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.producer.close()
+        self.redis.close()
+
+
+class PlainCelery:
+    name = "plain Celery (reference)"
+
+    def __init__(self, database_url: str, redis_url: str) -> None:
+        self.database_url = database_url
+        self.redis_url = redis_url
+        reference.app.conf.broker_url = redis_url
+        self.engine = create_engine(normalise_url(database_url))
+
+    def enqueue(self, updates: list[Update]) -> None:
+        for u in updates:  # as the tutorials do: one .delay() per update
+            reference.update_customer.delay(u.request_id, u.item)
+
+    def start(self, workers: int, log_path: Path) -> Worker:
+        return Worker(["-m", "celery", "-A", "bench.reference", "worker", "-Q", reference.QUEUE,
+                       "--concurrency", str(workers), "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                      {"BENCH_DATABASE_URL": self.database_url, "BENCH_REDIS_URL": self.redis_url}, log_path)
+
+    def applied(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(reference.RefUpdateLog)) or 0)
+
+    def expected(self, updates: list[Update]) -> int:
+        return len(updates)
+
+    def done(self, request_ids: list[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(reference.RefUpdateLog.request_id)
+                                .where(reference.RefUpdateLog.request_id.in_(request_ids)))
+            return {r[0] for r in rows}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def reset_counts(database_url: str) -> None:
+    """Empty the result tables between runs, so that counts start at zero (customers keep their state)."""
+    engine = create_engine(normalise_url(database_url))
+    with engine.begin() as conn:
+        for table in ("command_records", "rejected_commands", "ref_update_log"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
