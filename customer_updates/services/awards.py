@@ -30,7 +30,9 @@ def award(session: Session, orgs: OrgCache, outbox_id: int, now: datetime) -> li
     org = orgs.get(session, entry.org_id)
     if org is None:
         return None
-    loaded = customer_store.load_customers(session, entry.org_id, {entry.user_id}, {}, lock=True)
+    # Points and tier only: fields and subscriptions are not needed (nor written back).
+    loaded = customer_store.load_customers(session, entry.org_id, {entry.user_id}, {}, lock=True,
+                                           with_fields=False)
     directory = Directory([s.copy() for s in loaded])
     before = {s.user_id: s for s in loaded}
     # The customer may have been merged since the decision: the survivor gets the points.
