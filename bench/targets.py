@@ -117,6 +117,7 @@ def reset_counts(database_url: str) -> None:
     """Empty the result tables between runs, so that counts start at zero (customers keep their state)."""
     engine = create_engine(normalise_url(database_url))
     with engine.begin() as conn:
-        for table in ("command_records", "rejected_commands", "ref_update_log"):
+        # The outbox too: awards a stopped worker left in a queue that is then emptied are never done.
+        for table in ("command_records", "rejected_commands", "ref_update_log", "outbox"):
             conn.execute(text(f"DELETE FROM {table}"))
     engine.dispose()

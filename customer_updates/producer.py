@@ -86,11 +86,11 @@ class Producer:
     def enqueue_update(self, org_id: int, customer: Any, *, request_id: str | None = None,
                        issued_at: datetime | None = None,
                        user_context: dict[str, Any] | UserContext | None = None) -> str:
-        from customer_updates.wire import send_apply
+        from customer_updates.wire import publish_many
 
         command = self._command(org_id, customer, request_id, issued_at, user_context)
         json.dumps(command)  # refuse what JSON cannot carry, here rather than in the worker
-        send_apply([command], celery=self.celery)
+        publish_many([[command]], celery=self.celery)  # one pipelined round trip (message and event)
         return str(command["request_id"])
 
     def enqueue_batch(self, org_id: int, body: Any, *, request_ids: list[str] | None = None,

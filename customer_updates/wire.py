@@ -95,7 +95,8 @@ def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> Non
     per event, which caps a producer near 1,600 messages/s. Other brokers take the ordinary path.
     """
     celery = celery or app
-    with celery.connection_for_write() as connection:
+    # A pooled connection: a new one per call would cost a Redis connect for every enqueue_update.
+    with celery.pool.acquire(block=True) as connection:
         if connection.transport.driver_type == "redis" and _redis_publish(celery, connection, messages):
             return
     with celery.producer_or_acquire() as producer:
