@@ -1,0 +1,8 @@
+"""The `customer-updates` command line (DESIGN §3). Each module adds its commands to `main`."""
+
+from __future__ import annotations
+
+from customer_updates.cli import data, ops, results
+from customer_updates.cli.common import main
+
+__all__ = ["data", "main", "ops", "results"]

@@ -1,0 +1,3 @@
+from customer_updates.cli import main
+
+main()

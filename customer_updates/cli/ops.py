@@ -1,0 +1,184 @@
+"""Commands to run and operate the service: worker, beat, flower, serve, metrics, health, dead letters, merges,
+demo, settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from customer_updates import mailbox
+from customer_updates.cli.common import console, main, out, print_json
+from customer_updates.settings import Settings, get_settings
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--queues", "-Q", default="customer_updates,customer_updates.side_effects", show_default=True,
+              help="Queues to consume; split them across hosts to scale each concern alone.")
+@click.option("--beat", "-B", "with_beat", is_flag=True, help="Also run the periodic tasks (one-host deployment).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker; extra options go to `celery worker` (e.g. --concurrency 4)."""
+    from customer_updates.worker import app
+
+    argv = ["worker", "-Q", queues, "-E", *celery_args]
+    if with_beat:
+        argv.append("-B")
+    app.worker_main(argv)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run Celery beat (outbox relay, purge of old idempotency records)."""
+    from customer_updates.worker import app
+
+    app.start(["beat", *celery_args])
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Messages that could not be applied."""
+
+
+@dead_letters.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def dead_letters_list(as_json: bool) -> None:
+    from customer_updates import runtime
+
+    rt = runtime.current()
+    entries = mailbox.list_dead_letters(rt.redis, rt.settings.dead_letter_key)
+    if as_json:
+        print_json(entries)
+        return
+    table = Table("#", "attempts", "error", "commands")
+    for index, entry in enumerate(entries):
+        message = entry.get("message")
+        count = len(message.get("commands", [])) if isinstance(message, dict) and isinstance(
+            message.get("commands"), list) else "?"
+        table.add_row(str(index), str(entry.get("attempts")), str(entry.get("error"))[:80], str(count))
+    out.print(table)
+    console.print(f"{len(entries)} dead letters")
+
+
+@dead_letters.command("replay")
+def dead_letters_replay() -> None:
+    """Send dead-lettered messages again (idempotent: what was applied applies nothing twice)."""
+    from customer_updates import runtime
+    from customer_updates.services.dead_letters import replay
+
+    rt = runtime.current()
+    sent, kept = replay(rt.redis, rt.settings.dead_letter_key)
+    console.print(f"replayed {sent} messages; {kept} could not be replayed and stay in the list")
+
+
+@main.group()
+def merges() -> None:
+    """Merge records."""
+
+
+@merges.command("list")
+@click.option("--org", "org_id", type=int, required=True)
+@click.option("--customer", "user_id", type=int, help="Only merges where this user_id is survivor or victim.")
+@click.option("--json", "as_json", is_flag=True)
+def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
+    from customer_updates.services.reads import list_merges
+    from customer_updates.store.db import session_scope
+
+    with session_scope(get_settings().database_url) as session:
+        rows: list[dict[str, Any]] = [
+            {"survivor_id": m.survivor_id, "victim_id": m.victim_id, "identifier": m.identifier,
+             "request_id": m.request_id, "user_context": m.user_context,
+             "created_at": m.created_at.isoformat(sep=" "), "snapshot": m.snapshot}
+            for m in list_merges(session, org_id, user_id)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("when", "survivor", "victim", "identifier", "request")
+    for r in rows:
+        table.add_row(str(r["created_at"])[:19], str(r["survivor_id"]), str(r["victim_id"]), str(r["identifier"]),
+                      str(r["request_id"]))
+    out.print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
+def health(as_json: bool) -> None:
+    """Broker, database, queues, outbox and dead letters. Exit code: 0 ok, 1 degraded, 2 down."""
+    from customer_updates.health import check
+    from customer_updates.health_report import show
+
+    snapshot = check(get_settings())
+    if as_json:
+        print_json(snapshot.as_dict())
+    else:
+        show(out, snapshot)
+    sys.exit(snapshot.exit_code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 listens on every interface.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP ingress (v1.1 /customer/update and /customer/get) with uvicorn until stopped."""
+    from customer_updates.http import serve as run
+
+    run(get_settings(), host, port, workers)
+
+
+@main.command()
+@click.option("--port", type=int, default=9808, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="0.0.0.0 lets a remote Prometheus in.")
+def metrics(port: int, address: str) -> None:
+    """Serve Prometheus metrics (queue depths, waiting age, outbox backlog, dead letters) until stopped."""
+    import time
+
+    from customer_updates.metrics import serve
+
+    serve(get_settings(), port, address)
+    console.print(f"metrics on http://{address}:{port}/metrics")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
+    """Run Flower for the workers (basic auth from CUSTOMER_UPDATES_FLOWER_BASIC_AUTH)."""
+    from customer_updates.flower import run
+
+    run(get_settings(), address, port, flower_args)
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the demo database, worker log and beat schedule (default: a new temp folder).")
+@click.option("--database-url", help="A database to use instead of a new SQLite file (gets the examples).")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with org.yaml, customers.ndjson, updates.json (default: the project's).")
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for each step.")
+def demo(workdir: Path | None, database_url: str | None, examples: Path | None, timeout: float) -> None:
+    """Run the whole flow once: database, Redis, a worker, a realistic batch, a summary."""
+    from customer_updates.demo import Demo
+
+    sys.exit(Demo(workdir=workdir, database_url=database_url, examples=examples, timeout=timeout).run())
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every setting, its environment variable and its description."""
+    table = Table("variable", "default", "description")
+    for name, info in Settings.model_fields.items():
+        env = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}.get(name,
+                                                                             f"CUSTOMER_UPDATES_{name.upper()}")
+        table.add_row(env, str(info.default), info.description or "")
+    out.print(table)
