@@ -125,10 +125,13 @@ class Demo:
     def _redis(self) -> str:
         url = get_settings().redis_url
         if answers(url):
-            if not _workers_listening(url):
+            waiting = _messages_waiting(url)
+            if not waiting and not _workers_listening(url):
                 self.console.print(f"redis: {url} (REDIS_URL)")
                 return url
-            reason = f"other workers already consume from {url}; the demo keeps out of their way"
+            reason = (f"{waiting} messages already wait at {url} (e.g. of an interrupted run); the demo "
+                      "does not consume them" if waiting else
+                      f"other workers already consume from {url}; the demo keeps out of their way")
         else:
             reason = f"no Redis answered at {url}"
         self.embedded = EmbeddedRedis()
@@ -226,6 +229,23 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _messages_waiting(url: str) -> int:
+    """Messages in the update queues (waiting or reserved by a worker that went away): a demo worker
+    would apply them too, and its summary would mix them with its own batch."""
+    import redis
+
+    from customer_updates.worker import SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
+
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        queued = sum(int(client.llen(name)) for name in (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE))
+        return queued + int(client.hlen("unacked"))
+    except redis.RedisError:
+        return 0
+    finally:
+        client.close()
 
 
 def _workers_listening(url: str) -> bool:
