@@ -36,15 +36,18 @@ def apply_updates(requests: list[SimpleRequest]) -> None:
 
 
 @app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-def award_points(self: Any, outbox_id: int) -> Any:
-    """At least once; safe because the outbox row is marked done in the award's own transaction.
+def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] | None = None) -> Any:
+    """At least once; safe because the outbox rows are marked done in the awards' own transaction.
+
+    `outbox_ids` carries the awards of one update transaction; `outbox_id` (one award) is still accepted
+    from messages sent before awards travelled together.
 
     Transient errors retry with backoff: a failed task is acked, and the relay would republish it only
     minutes later (it waits that long before it treats a published award as lost).
     """
     rt = runtime.current()
     try:
-        return handle.award(rt, outbox_id)
+        return handle.award(rt, list(outbox_ids or []) + ([outbox_id] if outbox_id is not None else []))
     except handle.TRANSIENT as exc:
         retries = self.request.retries or 0
         delay = handle.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)

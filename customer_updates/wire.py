@@ -79,12 +79,16 @@ def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = 
                   headers=sent_header())
 
 
+# Awards per follow-on task: one transaction applies them all (see services/awards.py).
+AWARDS_PER_TASK = 100
+
+
 def send_awards(outbox_ids: list[int]) -> None:
     # kombu's publish batch pipelines the messages: one round trip for a chunk's awards, not one each.
     with app.producer_or_acquire() as producer, producer.batch():
-        for outbox_id in outbox_ids:
-            app.send_task(AWARD_TASK, args=(outbox_id,), queue=SIDE_EFFECTS_QUEUE, producer=producer,
-                          headers=sent_header())
+        for start in range(0, len(outbox_ids), AWARDS_PER_TASK):
+            app.send_task(AWARD_TASK, kwargs={"outbox_ids": outbox_ids[start:start + AWARDS_PER_TASK]},
+                          queue=SIDE_EFFECTS_QUEUE, producer=producer, headers=sent_header())
 
 
 def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> None:

@@ -41,11 +41,18 @@ class StoredResult:
     rejected: bool = False  # a 409 for a reused request id: stored beside, not over, the first result
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    kind: str  # award | event
+    payload: dict[str, Any]
+
+
 @dataclass
 class BatchOutcome:
     results: list[StoredResult] = field(default_factory=list)
     undecodable: list[tuple[Any, str]] = field(default_factory=list)  # (raw command, error) to dead-letter
-    outbox_ids: list[int] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)  # to publish after commit, without a reload
     outcomes: list[tuple[str, int, str, int]] = field(default_factory=list)  # for logs: request, org, kind, code
 
 
@@ -231,4 +238,6 @@ class BatchApplier:
 
             stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()
             self.session.execute(stmt, self.rejected)
-        self.outcome.outbox_ids = records.insert_outbox(self.session, self.outbox)
+        ids = records.insert_outbox(self.session, self.outbox)
+        self.outcome.outbox = [OutboxRow(i, row["kind"], row["payload"])
+                               for i, row in zip(ids, self.outbox, strict=True)]

@@ -1,4 +1,8 @@
-"""Carry out one `award` outbox row: points, ledger entry and tier upgrade, exactly once."""
+"""Carry out `award` outbox rows: points, ledger entries and tier upgrades, exactly once.
+
+Awards decided in one update transaction travel together in one follow-on task and are applied here in
+one transaction: a task and a commit per award cost more than the award itself.
+"""
 
 from __future__ import annotations
 
@@ -15,38 +19,59 @@ from customer_updates.store import customers as customer_store
 from customer_updates.store.orgs import OrgCache
 
 
-def award(session: Session, orgs: OrgCache, outbox_id: int, now: datetime) -> list[dict[str, Any]] | None:
-    """Apply the award; None when it was already applied (a redelivery) or the row is unknown.
+def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: datetime) -> int:
+    """Apply the awards not applied yet; returns how many were applied now.
 
-    Safe to run twice: the outbox row is locked and checked for `done_at`, and the ledger's unique
-    outbox_id refuses a second entry even if that check were bypassed.
+    Safe to run twice and concurrently: the outbox rows are locked (in id order, like every other
+    award transaction) and checked for `done_at`, and the ledger's unique outbox_id refuses a second
+    entry even if that check were bypassed.
     """
-    query = select(t.OutboxEntry).where(t.OutboxEntry.id == outbox_id)
+    query = (select(t.OutboxEntry)
+             .where(t.OutboxEntry.id.in_(outbox_ids), t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None))
+             .order_by(t.OutboxEntry.id))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
-    entry = session.scalars(query).first()
-    if entry is None or entry.kind != "award" or entry.done_at is not None:
-        return None
-    org = orgs.get(session, entry.org_id)
+    entries = list(session.scalars(query))
+    by_org: dict[int, list[t.OutboxEntry]] = {}
+    for entry in entries:
+        by_org.setdefault(entry.org_id, []).append(entry)
+    applied = 0
+    for org_id, org_entries in by_org.items():
+        applied += _award_org(session, orgs, org_id, org_entries, now)
+    return applied
+
+
+def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.OutboxEntry],
+               now: datetime) -> int:
+    org = orgs.get(session, org_id)
     if org is None:
-        return None
+        return 0
     # Points and tier only: fields and subscriptions are not needed (nor written back).
-    loaded = customer_store.load_customers(session, entry.org_id, {entry.user_id}, {}, lock=True,
+    loaded = customer_store.load_customers(session, org_id, {e.user_id for e in entries}, {}, lock=True,
                                            with_fields=False)
     directory = Directory([s.copy() for s in loaded])
     before = {s.user_id: s for s in loaded}
-    # The customer may have been merged since the decision: the survivor gets the points.
-    target = directory.survivor(directory.by_id[entry.user_id])
-    payload = entry.payload
-    effects = apply_award(org, target, int(payload["points"]), str(payload["rule"]), now)
-    target.updated_on = now
+    ledger: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.user_id not in directory.by_id:
+            continue
+        # The customer may have been merged since the decision: the survivor gets the points.
+        target = directory.survivor(directory.by_id[entry.user_id])
+        payload = entry.payload
+        points, rule = int(payload["points"]), str(payload["rule"])
+        apply_award(org, target, points, rule, now)
+        target.updated_on = now
+        ledger.append({"org_id": org_id, "user_id": target.user_id, "points": points,
+                       "reason": str(payload.get("key", rule)), "outbox_id": entry.id, "created_at": now})
+        audit.append({"org_id": org_id, "user_id": target.user_id, "kind": "PointsAward", "field": rule,
+                      "previous": str(target.loyalty_points - points), "new": str(target.loyalty_points),
+                      "request_id": payload.get("request_id"), "issued_at": None, "user_context": None,
+                      "created_at": now})
     customer_store.write_changes(session, before, directory.by_id)
-    customer_store.insert_rows(session, t.PointsLedger, [{
-        "org_id": entry.org_id, "user_id": target.user_id, "points": int(payload["points"]),
-        "reason": str(payload.get("key", payload["rule"])), "outbox_id": entry.id, "created_at": now}])
-    customer_store.insert_rows(session, t.AuditEntry, [{
-        "org_id": entry.org_id, "user_id": target.user_id, "kind": "PointsAward", "field": str(payload["rule"]),
-        "previous": str(target.loyalty_points - int(payload["points"])), "new": str(target.loyalty_points),
-        "request_id": payload.get("request_id"), "issued_at": None, "user_context": None, "created_at": now}])
-    session.execute(update(t.OutboxEntry).where(t.OutboxEntry.id == entry.id).values(done_at=now))
-    return effects
+    customer_store.insert_rows(session, t.PointsLedger, ledger)
+    customer_store.insert_rows(session, t.AuditEntry, audit)
+    done = [row["outbox_id"] for row in ledger]
+    if done:
+        session.execute(update(t.OutboxEntry).where(t.OutboxEntry.id.in_(done)).values(done_at=now))
+    return len(done)

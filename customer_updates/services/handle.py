@@ -22,7 +22,7 @@ from customer_updates.rules.codes import Code, message
 from customer_updates.runtime import Runtime
 from customer_updates.services import awards as award_service
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
-from customer_updates.services.publish import load_outbox, publish_outbox
+from customer_updates.services.publish import publish_outbox
 from customer_updates.store.db import session_scope
 
 log = logging.getLogger("customer_updates.worker")
@@ -107,11 +107,10 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[lis
     mailbox.store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
     for raw, error in outcome.undecodable:
         _dead_letter_raw(rt, raw, error, attempts=1)
-    if outcome.outbox_ids:
+    if outcome.outbox:
         try:
             with session_scope(rt.settings.database_url) as session:
-                publish_outbox(session, rt.redis, rt.settings, send_awards,
-                               load_outbox(session, outcome.outbox_ids), utcnow())
+                publish_outbox(session, rt.redis, rt.settings, send_awards, outcome.outbox, utcnow())
         except Exception:  # the relay republishes what was not confirmed
             log.warning("outbox publish deferred to relay", exc_info=True)
     per_item = duration / max(1, len(outcome.outcomes))
@@ -153,9 +152,9 @@ def dead_letter_body(rt: Runtime, raw: Any, error: str) -> None:
     _dead_letter_raw(rt, raw, error, attempts=1)
 
 
-def award(rt: Runtime, outbox_id: int) -> list[dict[str, Any]] | None:
+def award(rt: Runtime, outbox_ids: list[int]) -> int:
     with session_scope(rt.settings.database_url) as session:
-        return award_service.award(session, rt.orgs, outbox_id, utcnow())
+        return award_service.award_many(session, rt.orgs, outbox_ids, utcnow())
 
 
 def apply_requests(rt: Runtime, requests: list[Any], send_awards: Callable[[list[int]], None],

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from customer_updates import mailbox
-from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store import records
 
@@ -24,8 +23,19 @@ log = logging.getLogger("customer_updates.publish")
 SendAward = Callable[[list[int]], None]
 
 
+class OutboxLike(Protocol):
+    """An outbox row as stored (the relay) or as just inserted (the worker, which needs no reload)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
 def publish_outbox(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,
-                   entries: Iterable[t.OutboxEntry], now: datetime) -> int:
+                   entries: Iterable[OutboxLike], now: datetime) -> int:
     entries = list(entries)
     if not entries:
         return 0
@@ -36,12 +46,6 @@ def publish_outbox(session: Session, client: redis.Redis, settings: Settings, se
     mailbox.publish_events(client, settings.events_stream, settings.events_maxlen, events)
     records.mark_published(session, [e.id for e in entries], now)
     return len(entries)
-
-
-def load_outbox(session: Session, ids: list[int]) -> list[t.OutboxEntry]:
-    if not ids:
-        return []
-    return list(session.scalars(select(t.OutboxEntry).where(t.OutboxEntry.id.in_(ids))))
 
 
 def relay(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,

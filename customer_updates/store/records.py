@@ -43,7 +43,9 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     from customer_updates.store.customers import dialect_insert
 
     table = t.OutboxEntry.__table__
-    result = session.execute(dialect_insert(session)(table).returning(table.c.id), rows)
+    # In the order of `rows`, so that callers can pair ids with what they inserted.
+    result = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
+                             rows)
     return list(result.scalars())
 
 
