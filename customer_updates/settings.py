@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         "customer_updates.dead_letters", description="Redis list holding dead-lettered raw messages."
     )
     worker_batch_size: int = Field(
-        200, description="Most commands one worker transaction applies together (consumer-side batching)."
+        500, description="Most commands one worker transaction applies together (consumer-side batching; "
+        "500 measured best in bench/: 200 gave 536 updates/s, 500 gave 937, 2000 gave 858)."
     )
     worker_flush_interval: float = Field(
         0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."
