@@ -75,13 +75,13 @@ class OrgConfig:
         return next((s for s in self.slabs if s.number == number), None)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FieldValue:
     value: str | None
     issued_at: datetime | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SubscriptionState:
     status: int
     scope: str = "ALL"
@@ -119,16 +119,15 @@ class CustomerState:
 
     def copy(self) -> CustomerState:
         # Field by field instead of deepcopy (which was a quarter of a worker's time): every container
-        # and every entry is new, so no change to the copy reaches the original.
+        # is new, so no change to the copy reaches the original; the entries are frozen and shared.
         clone = object.__new__(CustomerState)
         clone.__dict__.update(self.__dict__)
         clone.points_summaries = [dict(s) for s in self.points_summaries]
         clone.stamps = dict(self.stamps)
         clone.fired = set(self.fired)
-        clone.custom = {k: FieldValue(v.value, v.issued_at) for k, v in self.custom.items()}
-        clone.extended = {k: FieldValue(v.value, v.issued_at) for k, v in self.extended.items()}
-        clone.subscriptions = {k: SubscriptionState(v.status, v.scope, v.issued_at)
-                               for k, v in self.subscriptions.items()}
+        clone.custom = dict(self.custom)
+        clone.extended = dict(self.extended)
+        clone.subscriptions = dict(self.subscriptions)
         return clone
 
     def identifier(self, name: str) -> str | None:

@@ -211,7 +211,7 @@ def apply_item(org: OrgConfig, item: UpdateItem, directory: Directory, issued_at
                 editor.scalar(name, till)
             else:
                 outcome.warnings.append(Warning_(code, f"{name} {till!r} is not a till of the org"))
-    converted_before = work.copy()  # merges included: a merge making A LOYALTY is not a conversion
+    type_before = work.type  # merges included: a merge making A LOYALTY is not a conversion
     converted = _loyalty_type(org, item, work, editor)
     if item.fraud_status is not None:
         editor.scalar("fraud_status", item.fraud_status)
@@ -232,7 +232,7 @@ def apply_item(org: OrgConfig, item: UpdateItem, directory: Directory, issued_at
     if outcome.stale:
         outcome.warnings.append(Warning_(Code.STALE_FIELDS_SKIPPED, ", ".join(outcome.stale)))
 
-    outcome.awards = decide_awards(org, target, work, converted and converted_before.type == "NON_LOYALTY")
+    outcome.awards = decide_awards(org, target, work, converted and type_before == "NON_LOYALTY")
     work.fired |= {award.key for award in outcome.awards}
     if outcome.changes or outcome.awards:
         work.updated_on = now

@@ -130,8 +130,9 @@ class BatchApplier:
         if org is not None:
             ids, idents = _lookup_keys(org, pendings)
             loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
+            # No copies: the rules copy on write, so the loaded states stay as they were ("before").
             before = {s.user_id: s for s in loaded}
-            directory = Directory([s.copy() for s in loaded])
+            directory = Directory(loaded)
         for p in pendings:
             key = (org_id, p.command.request_id)
             previous = seen.get(key)
@@ -199,7 +200,8 @@ class BatchApplier:
                                     "changes": [{"field": c.field, "previous": c.previous, "current": c.new}
                                                 for c in applied.changes]}})
         effects: list[dict[str, Any]] = []
-        projection = target.copy()  # what the follow-on awards will make of points and tier
+        # What the follow-on awards will make of points and tier (a copy: the awards apply later).
+        projection = target.copy() if applied.awards else target
         for award in applied.awards:
             self.outbox.append({"org_id": cmd.org_id, "user_id": target.user_id, "kind": "award",
                                 "created_at": self.now, "payload": {

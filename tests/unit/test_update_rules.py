@@ -153,6 +153,20 @@ def test_an_identifier_held_by_another_customer_merges_it_into_the_target():
     assert Code.CUSTOMER_MERGED in codes(applied)
 
 
+def test_applying_an_item_leaves_the_loaded_states_untouched():
+    # The worker keeps the loaded states as "before" without copying them: rules must copy on write.
+    ben = customer(2, mobile="919800000002", custom={"postcode": FieldValue("56001", T0)}, fired={"x"})
+    dana = customer(4, email="dana@example.com", loyalty_points=300, extended={"city": FieldValue("Pune", T0)})
+    pictures = [(vars(c).copy(), dict(c.custom), dict(c.extended), dict(c.subscriptions), set(c.fired))
+                for c in (ben, dana)]
+    apply({"mobile": "919800000002", "email": "dana@example.com", "firstname": "Ben", "type": "LOYALTY",
+           "custom_fields": {"field": {"name": "postcode", "value": "560002"}},
+           "extended_fields": {"field": {"name": "city", "value": "Kochi"}},
+           "subscriptions": {"subscription": {"channel": "SMS", "priority": "TRANS", "is_subscribed": "1"}}},
+          ben, dana)
+    assert [(vars(c), c.custom, c.extended, c.subscriptions, c.fired) for c in (ben, dana)] == pictures
+
+
 # -- profile fields ----------------------------------------------------------------------------------------
 
 def test_names_change_and_are_audited_with_previous_and_new_values():
