@@ -17,6 +17,7 @@ from customer_updates.rules.directory import Directory
 from customer_updates.rules.side_effects import apply_award
 from customer_updates.store import customers as customer_store
 from customer_updates.store.orgs import OrgCache
+from customer_updates.store.sql import one_of
 
 
 def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: datetime) -> int:
@@ -27,7 +28,8 @@ def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: dat
     entry even if that check were bypassed.
     """
     query = (select(t.OutboxEntry)
-             .where(t.OutboxEntry.id.in_(outbox_ids), t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None))
+             .where(one_of(session, t.OutboxEntry.id, outbox_ids), t.OutboxEntry.kind == "award",
+                    t.OutboxEntry.done_at.is_(None))
              .order_by(t.OutboxEntry.id))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
@@ -73,5 +75,5 @@ def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.Ou
     customer_store.insert_rows(session, t.AuditEntry, audit)
     done = [row["outbox_id"] for row in ledger]
     if done:
-        session.execute(update(t.OutboxEntry).where(t.OutboxEntry.id.in_(done)).values(done_at=now))
+        session.execute(update(t.OutboxEntry).where(one_of(session, t.OutboxEntry.id, done)).values(done_at=now))
     return len(done)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
+from customer_updates.store.sql import one_of
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -45,6 +46,12 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     return values
 
 
+def _row_differs(old: CustomerState, new: CustomerState) -> bool:
+    """Whether the customer row must be written (row_values of both, compared without building them)."""
+    return (old.stamps != new.stamps or old.fired != new.fired
+            or any(getattr(old, name) != getattr(new, name) for name in _SCALARS))
+
+
 def dialect_insert(session: Session) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
@@ -59,10 +66,10 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
     With `lock`, rows are locked FOR UPDATE in user_id order (one order for every worker: no deadlock
     between two merges of the same pair); SQLite has no row locks, its writers are serialised instead.
     """
-    conditions = [t.Customer.user_id.in_(set(ids))] if ids else []
+    conditions = [one_of(session, t.Customer.user_id, set(ids))] if ids else []
     for name, values in identifiers.items():
         if values:
-            conditions.append(getattr(t.Customer, name).in_(values))
+            conditions.append(one_of(session, getattr(t.Customer, name), values))
     if not conditions:
         return []
     found_ids = set(session.scalars(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
@@ -73,7 +80,7 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
         query: Select[Any] = (select(t.Customer.__table__)
-                              .where(table.user_id.in_(wanted), table.org_id == org_id)
+                              .where(one_of(session, table.user_id, wanted), table.org_id == org_id)
                               .order_by(table.user_id))
         if lock and session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
@@ -91,19 +98,19 @@ def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:
     ids = list(states)
     for f in session.execute(select(t.CustomerField.user_id, t.CustomerField.kind, t.CustomerField.name,
                                     t.CustomerField.value, t.CustomerField.issued_at)
-                             .where(t.CustomerField.user_id.in_(ids))):
+                             .where(one_of(session, t.CustomerField.user_id, ids))):
         target = states[f.user_id].custom if f.kind == "custom" else states[f.user_id].extended
         target[f.name] = FieldValue(f.value, f.issued_at)
     for s in session.execute(select(t.Subscription.user_id, t.Subscription.channel, t.Subscription.priority,
                                     t.Subscription.scope, t.Subscription.status, t.Subscription.issued_at)
-                             .where(t.Subscription.user_id.in_(ids))):
+                             .where(one_of(session, t.Subscription.user_id, ids))):
         states[s.user_id].subscriptions[(s.channel, s.priority)] = SubscriptionState(s.status, s.scope, s.issued_at)
 
 
 def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
     """Write what differs between the loaded and the final states, in an order the unique indexes accept:
     customers who became inactive first, so that their identifiers are free for the survivors."""
-    changed = [s for uid, s in after.items() if row_values(s) != row_values(before[uid])]
+    changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
     table: Any = t.Customer.__table__
     statement = update(table).where(table.c.user_id == bindparam("b_user_id"))
     for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
@@ -115,6 +122,8 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
     sub_rows = []
     for uid, state in after.items():
         old = before[uid]
+        if state is old:  # untouched by the batch (rules copy on write)
+            continue
         for kind, values, old_values in (("custom", state.custom, old.custom),
                                          ("extended", state.extended, old.extended)):
             for name, fv in values.items():

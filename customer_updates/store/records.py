@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
+from customer_updates.store.sql import is_postgres, next_ids, one_of
 
 
 def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], t.CommandRecord]:
@@ -17,7 +18,7 @@ def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple
     by_org: dict[int, list[str]] = {}
     for org_id, request_id in keys:
         by_org.setdefault(org_id, []).append(request_id)
-    condition = or_(*(and_(t.CommandRecord.org_id == org, t.CommandRecord.request_id.in_(ids))
+    condition = or_(*(and_(t.CommandRecord.org_id == org, one_of(session, t.CommandRecord.request_id, ids))
                       for org, ids in by_org.items()))
     rows = session.scalars(select(t.CommandRecord).where(condition))
     return {(r.org_id, r.request_id): r for r in rows}
@@ -37,12 +38,19 @@ def read_batch(session: Session, org_id: int, batch_id: str) -> list[dict[str, A
 
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert outbox rows and return their ids (one round trip: INSERT ... RETURNING)."""
+    """Insert outbox rows and return their ids, in the order of `rows`.
+
+    PostgreSQL: ids drawn from the sequence first, rows appended by COPY (an INSERT ... RETURNING of
+    many rows is a new statement text for every batch size). Elsewhere: INSERT ... RETURNING."""
     if not rows:
         return []
-    from customer_updates.store.customers import dialect_insert
+    from customer_updates.store.customers import dialect_insert, insert_rows
 
     table = t.OutboxEntry.__table__
+    if is_postgres(session):
+        ids = next_ids(session, "outbox", "id", len(rows))
+        insert_rows(session, t.OutboxEntry, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+        return ids
     # In the order of `rows`, so that callers can pair ids with what they inserted.
     result = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
                              rows)
@@ -51,7 +59,7 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 def mark_published(session: Session, ids: list[int], now: datetime) -> None:
     if ids:
-        session.execute(update(t.OutboxEntry).where(t.OutboxEntry.id.in_(ids)).values(published_at=now))
+        session.execute(update(t.OutboxEntry).where(one_of(session, t.OutboxEntry.id, ids)).values(published_at=now))
 
 
 def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,
