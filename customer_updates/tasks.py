@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery_batches import Batches, SimpleRequest
@@ -32,7 +33,14 @@ class _ApplyBatches(BatchEvents, PacedBatches, Batches):
 @app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
 def apply_updates(requests: list[SimpleRequest]) -> None:
     """At least once: acked after the batch returns; idempotency records make redelivery apply nothing."""
-    handle.apply_requests(runtime.current(), requests, send_awards=send_awards, send_apply=send_apply)
+    rt = runtime.current()
+    try:
+        handle.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
+    finally:
+        if rt.settings.worker_gc_threshold > 0:
+            # With rare automatic collections (worker.tune_gc) the cycles a batch leaves would pile up;
+            # between batches little is alive, so a full collection is quick and keeps memory flat.
+            gc.collect()
 
 
 @app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)

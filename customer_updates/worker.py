@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery import Celery
@@ -75,3 +76,14 @@ def _setup_logging(**_: Any) -> None:
 def _fresh_process(**_: Any) -> None:
     # Connections inherited over fork would be shared with the parent: make new ones lazily.
     runtime.reset()
+    tune_gc(get_settings().worker_gc_threshold)
+
+
+def tune_gc(threshold: int) -> None:
+    """Fewer, larger garbage collections. What was imported before the fork is frozen (never scanned
+    again); later generations keep Python's ratios. Reference counting still frees almost everything at
+    once: this only delays the search for cycles, so memory grows by little (peak RSS in bench/)."""
+    if threshold > 0:
+        gc.freeze()
+        _, second, third = gc.get_threshold()
+        gc.set_threshold(threshold, second, third)
