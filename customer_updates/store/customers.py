@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
-from customer_updates.store.sql import one_of
+from customer_updates.store.sql import is_postgres, one_of, update_rows, upsert_rows
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -112,9 +112,13 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
     customers who became inactive first, so that their identifiers are free for the survivors."""
     changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
     table: Any = t.Customer.__table__
+    postgres = is_postgres(session)
     statement = update(table).where(table.c.user_id == bindparam("b_user_id"))
     for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
-        if group:  # executemany: psycopg pipelines it into one round trip
+        if group and postgres:
+            rows = [{"user_id": s.user_id, **row_values(s)} for s in group]
+            update_rows(session, t.Customer.__tablename__, "user_id", rows)
+        elif group:
             session.execute(statement, [{"b_user_id": s.user_id, **row_values(s)} for s in group])
 
     insert = dialect_insert(session)
@@ -134,6 +138,12 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
             if old.subscriptions.get((channel, priority)) != sub:
                 sub_rows.append({"user_id": uid, "channel": channel, "priority": priority, "scope": sub.scope,
                                  "status": sub.status, "issued_at": sub.issued_at})
+    if postgres:
+        if field_rows:
+            upsert_rows(session, t.CustomerField.__tablename__, ("user_id", "kind", "name"), field_rows)
+        if sub_rows:
+            upsert_rows(session, t.Subscription.__tablename__, ("user_id", "channel", "priority"), sub_rows)
+        return
     if field_rows:  # Core tables: the ORM bulk path adds Python work per row and nothing else here
         stmt = insert(t.CustomerField.__table__)
         session.execute(stmt.on_conflict_do_update(

@@ -7,7 +7,10 @@ new every time and was parsed again for each batch (a tenth of a worker's time, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, text
@@ -33,3 +36,42 @@ def next_ids(session: Session, table: str, column: str, count: int) -> list[int]
                                 "FROM generate_series(1, :count)"),
                            {"table": table, "column": column, "count": count})
     return [int(row[0]) for row in rows]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _recordset(table: str) -> str:
+    # The rows travel as one JSON parameter and become records of the table's own row type.
+    return f'json_populate_recordset(NULL::"{table}", CAST(:rows AS json))'
+
+
+def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns).
+
+    One round trip and one statement text, where an executemany sends a statement per row."""
+    columns = [name for name in rows[0] if name != key]
+    assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
+    session.execute(text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v '
+                         f'WHERE t."{key}" = v."{key}"'),
+                    {"rows": json.dumps(rows, default=_json_value)})
+
+
+def upsert_rows(session: Session, table: str, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: INSERT ... ON CONFLICT (keys) DO UPDATE of the other columns, in one statement.
+
+    The keys must be unique among `rows` (PostgreSQL refuses to update one row twice in a statement)."""
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name not in keys)
+    conflict = ", ".join(f'"{name}"' for name in keys)
+    session.execute(text(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {_recordset(table)} '
+                         f'ON CONFLICT ({conflict}) DO UPDATE SET {updates}'),
+                    {"rows": json.dumps(rows, default=_json_value)})
