@@ -3,10 +3,11 @@ data (names, mobiles, emails stay out of logs; request ids and user ids are enou
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
+
+from customer_updates import jsontext
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -25,7 +26,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exc"] = self.formatException(record.exc_info)[-2000:]
-        return json.dumps(entry, default=str)
+        return jsontext.dumps(entry)
 
 
 def configure(level: str = "INFO", as_json: bool = True) -> None:

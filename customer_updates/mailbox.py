@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from customer_updates import jsontext
 from customer_updates.models.results import batch_response
 
 
@@ -38,10 +39,10 @@ def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None
     pipe = client.pipeline(transaction=False)
     for r in results:
         if r.rejected:
-            pipe.set(rejected_key(r.org_id, r.request_id, r.payload_hash), json.dumps(r.result), ex=ttl)
+            pipe.set(rejected_key(r.org_id, r.request_id, r.payload_hash), jsontext.dumps(r.result), ex=ttl)
         else:
             pipe.set(result_key(r.org_id, r.request_id),
-                     json.dumps({"hash": r.payload_hash, "result": r.result}), ex=ttl)
+                     jsontext.dumps({"hash": r.payload_hash, "result": r.result}), ex=ttl)
     pipe.execute()
 
 
@@ -95,7 +96,7 @@ def publish_events(client: redis.Redis, stream: str, maxlen: int, events: list[t
         return
     pipe = client.pipeline(transaction=False)
     for outbox_id, payload in events:
-        body = {"event_id": str(outbox_id), "type": payload["event"], "data": json.dumps(payload, default=str)}
+        body = {"event_id": str(outbox_id), "type": payload["event"], "data": jsontext.dumps(payload)}
         pipe.xadd(stream, body, maxlen=maxlen, approximate=True)
     pipe.execute()
 

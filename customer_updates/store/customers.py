@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
 from customer_updates.store.sql import is_postgres, one_of, update_rows, upsert_rows
@@ -175,5 +176,5 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
     names = ", ".join(f'"{name}"' for name in columns)
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([Json(row.get(name)) if json and row.get(name) is not None else row.get(name)
-                            for name, json in zip(columns, wrap, strict=True)])
+            copy.write_row([Json(row.get(name), dumps=jsontext.dumps) if is_json and row.get(name) is not None
+                            else row.get(name) for name, is_json in zip(columns, wrap, strict=True)])

@@ -7,15 +7,14 @@ new every time and was parsed again for each batch (a tenth of a worker's time, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+
+from customer_updates import jsontext
 
 
 def is_postgres(session: Session) -> bool:
@@ -38,16 +37,6 @@ def next_ids(session: Session, table: str, column: str, count: int) -> list[int]
     return [int(row[0]) for row in rows]
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _recordset(table: str) -> str:
     # The rows travel as one JSON parameter and become records of the table's own row type.
     return f'json_populate_recordset(NULL::"{table}", CAST(:rows AS json))'
@@ -61,7 +50,7 @@ def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str,
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
     session.execute(text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v '
                          f'WHERE t."{key}" = v."{key}"'),
-                    {"rows": json.dumps(rows, default=_json_value)})
+                    {"rows": jsontext.dumps(rows)})
 
 
 def upsert_rows(session: Session, table: str, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -74,4 +63,4 @@ def upsert_rows(session: Session, table: str, keys: Sequence[str], rows: Sequenc
     conflict = ", ".join(f'"{name}"' for name in keys)
     session.execute(text(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {_recordset(table)} '
                          f'ON CONFLICT ({conflict}) DO UPDATE SET {updates}'),
-                    {"rows": json.dumps(rows, default=_json_value)})
+                    {"rows": jsontext.dumps(rows)})

@@ -241,13 +241,24 @@ def dead_letters(redis_url: str) -> list[dict[str, Any]]:
         client.close()
 
 
+def log_entries(log_path: Any, event: str) -> list[dict[str, Any]]:
+    """The structured log lines of a worker log that have this `event`, parsed."""
+    entries = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a line cut short by a killed process
+            continue
+        if isinstance(entry, dict) and entry.get("event") == event:
+            entries.append(entry)
+    return entries
+
+
 def count_log(log_path: Any, event: str) -> int:
     """How many structured log lines of the worker log have this `event`."""
-    found = 0
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("{") and f'"event": "{event}"' in line:
-            found += 1
-    return found
+    return len(log_entries(log_path, event))
 
 
 class PacedPublisher:
@@ -312,7 +323,6 @@ def outcomes_in_logs(*workers: Any) -> Counter[str]:
     """Per-command outcomes the workers logged (applied, duplicate, conflict): redeliveries show here."""
     seen: Counter[str] = Counter()
     for worker in workers:
-        for line in worker.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"event": "command"' in line:
-                seen[json.loads(line).get("outcome", "?")] += 1
+        for entry in log_entries(worker.log_path, "command"):
+            seen[entry.get("outcome", "?")] += 1
     return seen

@@ -26,6 +26,7 @@ from tests.system.harness import (
     check_outcome,
     count_log,
     dead_letters,
+    log_entries,
     mobile_of,
     prepare_database,
     publish,
@@ -93,8 +94,7 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
         result = mailbox.read_result(client, BROKEN_ORG, command["request_id"])
         assert result is not None and result["item_status"]["code"] == 9001
     # One structured line per retry and per dead letter, bounded delays, no personal data.
-    retry_lines = [json.loads(line) for line in worker.log_path.read_text().splitlines()
-                   if line.startswith("{") and '"event": "retrying message"' in line]
+    retry_lines = log_entries(worker.log_path, "retrying message")
     assert len(retry_lines) >= MAX_RETRIES * len(broken)
     assert all(0 <= line["delay_s"] <= BACKOFF_MAX and 1 <= line["attempt"] <= MAX_RETRIES for line in retry_lines)
     assert count_log(worker.log_path, "dead letter") == len(broken)

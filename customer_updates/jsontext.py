@@ -1,0 +1,26 @@
+"""JSON text for what workers write in bulk: results, audit and outbox rows, events, log lines.
+
+orjson, because the json module's encoder was a tenth of a worker's time (bench/README.md). The text is
+what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` gives for plain data; datetimes are
+ISO 8601, Decimals and other objects their `str()` (what `default=str` gave before), sets sorted lists.
+Request payload hashes keep the json module (models/commands.py): stored hashes must not change.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_fallback, option=orjson.OPT_NON_STR_KEYS).decode()
