@@ -16,6 +16,8 @@ from typing import Any
 from celery_batches import SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+from customer_updates.transport import acknowledge_all
+
 
 class BatchEvents:
     """Mix in before `celery_batches.Batches`; replaces its `flush` with one that also sends events."""
@@ -39,9 +41,8 @@ class BatchEvents:
 
         def on_return(result: Any) -> None:
             runtime = monotonic() - started
+            acknowledge_all([req for req in requests if req.task.acks_late])
             for req in requests:
-                if req.task.acks_late:
-                    req.acknowledge()
                 # The batch reports problems per command (results, retries, dead letters), never by raising.
                 req.send_event("task-succeeded", result=repr(result), runtime=runtime)
 
