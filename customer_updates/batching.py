@@ -6,15 +6,23 @@ tick queued one more pool job made of the few messages that arrived since the la
 to a message or two and a worker applied 40 one-update messages a second. Here a tick while the pool
 is busy does nothing (the messages wait in the buffer and the batch grows), and a flush takes at most
 `worker_batch_size` commands, so that a batch of large messages is not one long job either.
+
+The prefetch count follows the size of the messages: with `acks_late` a message stays reserved until
+its batch is applied, so the main process can fetch the next batch while the pool applies one only if
+it may reserve about two batches' worth. One-update messages need a thousand reserved; hundred-update
+messages need a hundred, and a thousand of them would hold a hundred thousand commands in memory.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery_batches import consume_queue
 
 from customer_updates.settings import get_settings
+
+log = logging.getLogger("customer_updates.batching")
 
 
 def _commands_in(request: Any) -> int:
@@ -25,12 +33,24 @@ def _commands_in(request: Any) -> int:
     return len(commands) if isinstance(commands, list) else 1
 
 
+def prefetch_for(commands_per_message: float, reserved_commands: int, most: int, least: int) -> int:
+    """Messages to reserve so that about `reserved_commands` commands are in hand."""
+    wanted = round(reserved_commands / max(1.0, commands_per_message))
+    return max(least, min(most, wanted))
+
+
 class PacedBatches:
     """Mix in before `celery_batches.Batches` (it uses its `_buffer`, `_pool` and `_do_flush`)."""
 
     _buffer: Any
     _pool: Any
     _held: list[tuple[Any, int]] | None = None
+    _consumer: Any = None
+    _message_size: float | None = None  # moving average of commands per message
+
+    def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
+        self._consumer = consumer
+        return super().Strategy(task, app, consumer)  # type: ignore[misc]
 
     def _pool_busy(self) -> bool:
         pool = getattr(self, "_pool", None)
@@ -38,10 +58,34 @@ class PacedBatches:
         limit = getattr(pool, "limit", None)
         return jobs is not None and isinstance(limit, int) and limit > 0 and len(jobs) >= limit
 
+    def _tune_prefetch(self, sizes: list[int]) -> None:
+        qos = getattr(self._consumer, "qos", None)
+        if not sizes or qos is None:
+            return
+        settings = get_settings()
+        average = sum(sizes) / len(sizes)
+        self._message_size = average if self._message_size is None else 0.7 * self._message_size + 0.3 * average
+        processes = getattr(self._pool, "limit", None) or 1
+        # From the live value: Celery sets it too (after a reconnect, and +1 per message with an ETA).
+        current = max(1, int(qos.value) // processes)
+        wanted = prefetch_for(self._message_size, settings.worker_reserved_commands,
+                              settings.worker_prefetch_max, settings.worker_prefetch_multiplier)
+        if abs(wanted - current) < max(2, current // 4):
+            return  # not worth a change
+        # Relative changes, so that Celery's own (for messages with an ETA) stay in the count.
+        if wanted > current:
+            qos.increment_eventually((wanted - current) * processes)
+        else:
+            qos.decrement_eventually((current - wanted) * processes)
+        qos.update()
+        log.info("prefetch changed", extra={"prefetch": wanted, "commands_per_message": round(self._message_size, 1)})
+
     def _do_flush(self) -> None:
         if self._pool_busy():
             return  # the flush timer calls again; meanwhile the batch grows
-        waiting = (self._held or []) + [(r, _commands_in(r)) for r in consume_queue(self._buffer)]
+        fresh = [(r, _commands_in(r)) for r in consume_queue(self._buffer)]
+        self._tune_prefetch([count for _, count in fresh])
+        waiting = (self._held or []) + fresh
         limit = get_settings().worker_batch_size
         taken, size = 0, 0
         for _, count in waiting:

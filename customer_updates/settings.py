@@ -59,11 +59,20 @@ class Settings(BaseSettings):
         0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."
     )
     worker_flush_every: int = Field(
-        128, description="Messages that make a consumer-side batch full (applied at once, in transactions of "
+        512, description="Messages that make a consumer-side batch full (applied at once, in transactions of "
         "at most worker_batch_size commands). At most worker_prefetch_multiplier x concurrency are reserved."
     )
     worker_prefetch_multiplier: int = Field(
-        64, description="Messages each worker process reserves ahead (needed for consumer-side batching)."
+        16, description="Messages each worker process reserves ahead when it starts; from then on the "
+        "reservation follows worker_reserved_commands (consumer-side batching needs messages in hand)."
+    )
+    worker_reserved_commands: int = Field(
+        8_000, description="Commands each worker process keeps reserved ahead: the prefetch count becomes this "
+        "divided by the commands a message carries (measured as messages arrive), so that one-update messages "
+        "keep the pool fed and hundred-update messages do not fill the memory."
+    )
+    worker_prefetch_max: int = Field(
+        1024, description="Most messages each worker process reserves ahead, however small they are."
     )
     worker_gc_threshold: int = Field(
         50_000, description="Allocations between two young-generation garbage collections in a worker "

@@ -1,0 +1,34 @@
+"""Pure parts of the worker's tuning: how many messages to reserve, and the JSON text it writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from customer_updates import jsontext
+from customer_updates.batching import prefetch_for
+
+
+def test_one_update_messages_are_reserved_up_to_the_most_allowed():
+    assert prefetch_for(1.0, reserved_commands=8000, most=1024, least=16) == 1024
+
+
+def test_hundred_update_messages_are_reserved_by_the_commands_they_hold():
+    assert prefetch_for(100.0, reserved_commands=8000, most=1024, least=16) == 80
+
+
+def test_very_large_messages_still_get_the_least_reservation():
+    assert prefetch_for(5000.0, reserved_commands=8000, most=1024, least=16) == 16
+
+
+def test_json_text_is_the_compact_text_of_the_json_module_for_plain_data():
+    value = {"name": "Zoë", "points": [1, 2.5, None, True], "nested": {"k": "v\n\"q\""}}
+    assert jsontext.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_json_text_writes_datetimes_as_iso_and_decimals_and_sets_readably():
+    text = jsontext.dumps({"at": datetime(2026, 3, 4, 5, 6, 7, 890123), "amount": Decimal("12.50"),
+                           "fired": {"b", "a"}, 7: "int key"})
+    assert json.loads(text) == {"at": "2026-03-04T05:06:07.890123", "amount": "12.50", "fired": ["a", "b"],
+                                "7": "int key"}
