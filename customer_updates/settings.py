@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         "reservation follows worker_reserved_commands (consumer-side batching needs messages in hand)."
     )
     worker_reserved_commands: int = Field(
-        8_000, description="Commands each worker process keeps reserved ahead: the prefetch count becomes this "
+        4_000, description="Commands each worker process keeps reserved ahead: the prefetch count becomes this "
         "divided by the commands a message carries (measured as messages arrive), so that one-update messages "
         "keep the pool fed and hundred-update messages do not fill the memory."
     )
