@@ -8,7 +8,6 @@ Request payload hashes keep the json module (models/commands.py): stored hashes 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -17,9 +16,7 @@ import orjson
 def _fallback(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal among others
 
 
 def dumps(value: Any) -> str:

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     )
     worker_flush_every: int = Field(
         512, description="Messages that make a consumer-side batch full (applied at once, in transactions of "
-        "at most worker_batch_size commands). At most worker_prefetch_multiplier x concurrency are reserved."
+        "at most worker_batch_size commands). At most worker_prefetch_max x concurrency are reserved."
     )
     worker_prefetch_multiplier: int = Field(
         16, description="Messages each worker process reserves ahead when it starts; from then on the "
@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     )
     worker_gc_threshold: int = Field(
         50_000, description="Allocations between two young-generation garbage collections in a worker "
-        "process (Python's default is 700; a batch allocates hundreds of thousands of short-lived objects, "
-        "and collections were a quarter of a worker's CPU in bench/). 0 keeps Python's default."
+        "process, with a full collection after each batch (Python's default is 700; a batch allocates hundreds "
+        "of thousands of short-lived objects; bench/: 0.61 -> 0.55 CPU ms/update). 0 keeps Python's default."
     )
     org_cache_seconds: float = Field(30.0, description="How long a worker process caches an org's configuration.")
     producer_message_size: int = Field(

@@ -28,6 +28,7 @@ from customer_updates.rules.update import Applied, apply_item
 from customer_updates.store import customers as customer_store
 from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
+from customer_updates.store.sql import dialect_insert
 
 log = logging.getLogger("customer_updates.apply")
 
@@ -236,8 +237,6 @@ class BatchApplier:
         customer_store.insert_rows(self.session, t.Merge, self.merges)
         customer_store.insert_rows(self.session, t.CommandRecord, self.records)
         if self.rejected:
-            from customer_updates.store.customers import dialect_insert
-
             stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()
             self.session.execute(stmt, self.rejected)
         ids = records.insert_outbox(self.session, self.outbox)

@@ -17,7 +17,7 @@ from customer_updates.rules.directory import Directory
 from customer_updates.rules.side_effects import apply_award
 from customer_updates.store import customers as customer_store
 from customer_updates.store.orgs import OrgCache
-from customer_updates.store.sql import one_of
+from customer_updates.store.sql import is_postgres, one_of
 
 
 def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: datetime) -> int:
@@ -31,7 +31,7 @@ def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: dat
              .where(one_of(session, t.OutboxEntry.id, outbox_ids), t.OutboxEntry.kind == "award",
                     t.OutboxEntry.done_at.is_(None))
              .order_by(t.OutboxEntry.id))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = query.with_for_update()
     entries = list(session.scalars(query))
     by_org: dict[int, list[t.OutboxEntry]] = {}

@@ -23,8 +23,8 @@ from customer_updates.rules.fields import custom_field_value, extended_field_val
 from customer_updates.rules.identifiers import normalise
 from customer_updates.rules.parse import DATETIME_FORMAT, as_list
 from customer_updates.rules.state import IDENTIFIERS, OrgConfig
-from customer_updates.store.customers import dialect_insert
 from customer_updates.store.orgs import read_org_config
+from customer_updates.store.sql import dialect_insert, is_postgres
 
 
 class ImportedCustomer(BaseModel):
@@ -182,7 +182,7 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
                                      group)
             for row, user_id in zip(group, result.scalars(), strict=True):
                 ids[id(row)] = user_id
-    if with_ids and session.get_bind().dialect.name == "postgresql":
+    if with_ids and is_postgres(session):
         # Explicit user_ids do not advance the sequence; move it past them.
         session.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
                              "(SELECT COALESCE(MAX(user_id), 1) FROM customers))"))

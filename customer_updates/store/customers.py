@@ -13,14 +13,12 @@ from typing import Any
 
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Select, Table, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
-from customer_updates.store.sql import is_postgres, one_of, update_rows, upsert_rows
+from customer_updates.store.sql import dialect_insert, is_postgres, one_of, update_rows, upsert_rows
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -53,10 +51,6 @@ def _row_differs(old: CustomerState, new: CustomerState) -> bool:
             or any(getattr(old, name) != getattr(new, name) for name in _SCALARS))
 
 
-def dialect_insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def load_customers(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]],
                    lock: bool, with_fields: bool = True) -> list[CustomerState]:
     """Every customer of the org that one of the identifiers or ids names, plus their merge chains.
@@ -83,7 +77,7 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
         query: Select[Any] = (select(t.Customer.__table__)
                               .where(one_of(session, table.user_id, wanted), table.org_id == org_id)
                               .order_by(table.user_id))
-        if lock and session.get_bind().dialect.name == "postgresql":
+        if lock and is_postgres(session):
             query = query.with_for_update()
         for row in session.execute(query):
             rows[row.user_id] = row
@@ -114,13 +108,14 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
     changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
     table: Any = t.Customer.__table__
     postgres = is_postgres(session)
-    statement = update(table).where(table.c.user_id == bindparam("b_user_id"))
     for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
-        if group and postgres:
-            rows = [{"user_id": s.user_id, **row_values(s)} for s in group]
-            update_rows(session, t.Customer.__tablename__, "user_id", rows)
-        elif group:
-            session.execute(statement, [{"b_user_id": s.user_id, **row_values(s)} for s in group])
+        if not group:
+            continue
+        if postgres:
+            update_rows(session, table.name, "user_id", [{"user_id": s.user_id, **row_values(s)} for s in group])
+        else:
+            session.execute(update(table).where(table.c.user_id == bindparam("b_user_id")),
+                            [{"b_user_id": s.user_id, **row_values(s)} for s in group])
 
     insert = dialect_insert(session)
     field_rows = []
@@ -166,7 +161,7 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
         return
     table: Table = model.__table__  # type: ignore[assignment]
     # COPY costs two round trips (start, then end): for a row or two an INSERT is cheaper.
-    if session.get_bind().dialect.name != "postgresql" or len(rows) < 8:
+    if not is_postgres(session) or len(rows) < 8:
         session.execute(dialect_insert(session)(table), rows)
         return
     columns = list(rows[0])

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from customer_updates import jsontext
@@ -19,6 +21,11 @@ from customer_updates import jsontext
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT construct of the session's database (both have ON CONFLICT)."""
+    return pg_insert if is_postgres(session) else sqlite_insert
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:

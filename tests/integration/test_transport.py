@@ -27,6 +27,13 @@ class _Request:
             self.acknowledged = True
 
 
+def _publish(connection: Connection, count: int) -> None:
+    with connection.Producer() as producer:
+        for number in range(count):
+            producer.publish({"n": number}, exchange=QUEUE.exchange, routing_key=QUEUE.routing_key,
+                             declare=[QUEUE], serializer="json")
+
+
 def _receive(connection: Connection, count: int) -> list[Any]:
     received: list[Any] = []
     with connection.Consumer(QUEUE, callbacks=[lambda body, message: received.append(message)],
@@ -40,10 +47,7 @@ def _receive(connection: Connection, count: int) -> list[Any]:
 def test_a_batch_is_acknowledged_in_one_go_and_nothing_is_left_unacked(redis_url):
     client = redis_lib.Redis.from_url(redis_url)
     with Connection(redis_url, transport="customer_updates.transport:Transport") as connection:
-        with connection.Producer() as producer:
-            for number in range(20):
-                producer.publish({"n": number}, exchange=QUEUE.exchange, routing_key=QUEUE.routing_key,
-                                 declare=[QUEUE], serializer="json")
+        _publish(connection, 20)
         messages = _receive(connection, 20)
         assert client.hlen("unacked") == 20  # kombu's record of what a worker holds
         requests = [_Request(m) for m in messages]
@@ -57,10 +61,7 @@ def test_a_batch_is_acknowledged_in_one_go_and_nothing_is_left_unacked(redis_url
 
 def test_unacknowledged_messages_of_a_closed_channel_come_back(redis_url):
     with Connection(redis_url, transport="customer_updates.transport:Transport") as connection:
-        with connection.Producer() as producer:
-            for number in range(3):
-                producer.publish({"n": number}, exchange=QUEUE.exchange, routing_key=QUEUE.routing_key,
-                                 declare=[QUEUE], serializer="json")
+        _publish(connection, 3)
         messages = _receive(connection, 3)
         acknowledge_all([_Request(messages[0])])
     # The connection closed holding two: kombu restores them to the queue, as with its own transport.
