@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     worker_prefetch_max: int = Field(
         1024, description="Most messages each worker process reserves ahead, however small they are."
     )
+    worker_fetch_batch: int = Field(
+        128, description="Most messages a worker takes from Redis per round trip (within its prefetch count): "
+        "one Lua script records them as unacknowledged and takes them. 1 keeps kombu's one message per BRPOP."
+    )
     worker_gc_threshold: int = Field(
         50_000, description="Allocations between two young-generation garbage collections in a worker "
         "process, with a full collection after each batch (Python's default is 700; a batch allocates hundreds "

@@ -6,6 +6,7 @@ from typing import Any
 
 import redis as redis_lib
 from kombu import Connection, Exchange, Queue
+from kombu.utils.json import loads
 
 from customer_updates.transport import acknowledge_all
 
@@ -34,14 +35,19 @@ def _publish(connection: Connection, count: int) -> None:
                              declare=[QUEUE], serializer="json")
 
 
-def _receive(connection: Connection, count: int) -> list[Any]:
+def _receive(connection: Connection, count: int, prefetch: int | None = None) -> list[Any]:
     received: list[Any] = []
     with connection.Consumer(QUEUE, callbacks=[lambda body, message: received.append(message)],
                              accept=["json"]) as consumer:
-        consumer.qos(prefetch_count=count)
+        consumer.qos(prefetch_count=prefetch or count)
         while len(received) < count:
             connection.drain_events(timeout=5)
     return received
+
+
+def _fetching(redis_url: str, batch: int) -> Connection:
+    return Connection(redis_url, transport="customer_updates.transport:Transport",
+                      transport_options={"fetch_batch": batch})
 
 
 def test_a_batch_is_acknowledged_in_one_go_and_nothing_is_left_unacked(redis_url):
@@ -69,3 +75,65 @@ def test_unacknowledged_messages_of_a_closed_channel_come_back(redis_url):
         again = _receive(connection, 2)
         assert sorted(m.payload["n"] for m in again) == [1, 2]
         acknowledge_all([_Request(m) for m in again])
+
+
+def test_several_messages_come_in_one_round_trip_each_recorded_as_kombu_records_it(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    with _fetching(redis_url, 10) as connection:
+        _publish(connection, 25)
+        channel = connection.default_channel
+        received: list[Any] = []
+        with connection.Consumer(QUEUE, callbacks=[lambda body, message: received.append(message)],
+                                 accept=["json"]) as consumer:
+            consumer.qos(prefetch_count=100)
+            connection.drain_events(timeout=5)  # one BRPOP reply
+            assert len(received) == 10
+            while len(received) < 25:
+                connection.drain_events(timeout=5)
+        assert [m.payload["n"] for m in received] == list(range(25))  # the queue's order
+        assert client.hlen("unacked") == 25 and client.zcard("unacked_index") == 25
+        for message in received:
+            payload, exchange, routing_key = loads(client.hget("unacked", message.delivery_tag))
+            assert payload == message._raw
+            assert (exchange, routing_key) == (message.delivery_info["exchange"],
+                                               message.delivery_info["routing_key"])
+        assert len(channel.qos._delivered) == 25  # kombu's in-memory record, for restore at shutdown
+        acknowledge_all([_Request(m) for m in received])
+    assert client.hlen("unacked") == 0 and client.llen(QUEUE.name) == 0
+
+
+def test_no_more_messages_are_taken_than_the_prefetch_count_allows(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    with _fetching(redis_url, 50) as connection:
+        _publish(connection, 20)
+        messages = _receive(connection, 5, prefetch=5)
+        assert len(messages) == 5
+        assert client.llen(QUEUE.name) == 15 and client.hlen("unacked") == 5
+        acknowledge_all([_Request(m) for m in messages])
+
+
+def test_messages_taken_together_and_not_acknowledged_come_back_when_the_channel_closes(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    with _fetching(redis_url, 10) as connection:
+        _publish(connection, 10)
+        messages = _receive(connection, 10)
+        acknowledge_all([_Request(m) for m in messages[:4]])
+    assert client.llen(QUEUE.name) == 6 and client.hlen("unacked") == 0
+    with _fetching(redis_url, 10) as connection:
+        again = _receive(connection, 6)
+        assert sorted(m.payload["n"] for m in again) == [4, 5, 6, 7, 8, 9]
+        acknowledge_all([_Request(m) for m in again])
+
+
+def test_an_entry_that_is_not_a_message_stops_the_taking_and_stays_in_the_queue(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    with _fetching(redis_url, 10) as connection:
+        _publish(connection, 2)
+        client.lpush(QUEUE.name, b"not a message")  # lpush: taken after the two messages
+        _publish(connection, 2)
+        messages = _receive(connection, 2, prefetch=10)
+        # The two published first came with one reply; the foreign entry went back to the queue's end.
+        assert [m.payload["n"] for m in messages] == [0, 1]
+        assert client.lrange(QUEUE.name, -1, -1) == [b"not a message"] and client.llen(QUEUE.name) == 3
+        assert client.hlen("unacked") == 2
+        acknowledge_all([_Request(m) for m in messages])
