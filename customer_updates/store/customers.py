@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
-from customer_updates.store.sql import dialect_insert, is_postgres, one_of, update_rows, upsert_rows
+from customer_updates.store.sql import among, dialect_insert, is_postgres, one_of, update_rows, upsert_rows
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -93,12 +93,12 @@ def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:
     ids = list(states)
     for f in session.execute(select(t.CustomerField.user_id, t.CustomerField.kind, t.CustomerField.name,
                                     t.CustomerField.value, t.CustomerField.issued_at)
-                             .where(one_of(session, t.CustomerField.user_id, ids))):
+                             .where(among(session, t.CustomerField.user_id, ids))):
         target = states[f.user_id].custom if f.kind == "custom" else states[f.user_id].extended
         target[f.name] = FieldValue(f.value, f.issued_at)
     for s in session.execute(select(t.Subscription.user_id, t.Subscription.channel, t.Subscription.priority,
                                     t.Subscription.scope, t.Subscription.status, t.Subscription.issued_at)
-                             .where(one_of(session, t.Subscription.user_id, ids))):
+                             .where(among(session, t.Subscription.user_id, ids))):
         states[s.user_id].subscriptions[(s.channel, s.priority)] = SubscriptionState(s.status, s.scope, s.issued_at)
 
 

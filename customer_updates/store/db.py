@@ -45,20 +45,6 @@ def _sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _postgres_session_settings(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Plan every execution of a prepared statement with its actual parameters. psycopg prepares the
-        # statements a worker repeats, and after five executions PostgreSQL may switch to a generic plan
-        # that does not know `= ANY($1)` holds 500 ids: on a table whose statistics are small (a new
-        # org's subscriptions) it chose a sequential scan that compared every row with every id, 50 ms
-        # a batch. A custom plan sees the array, uses the index or hashes it; planning costs far less.
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
-        dbapi_connection.autocommit = autocommit
-
-
 def get_engine(url: str) -> Engine:
     url = normalise_url(url)
     with _lock:
@@ -73,7 +59,6 @@ def get_engine(url: str) -> Engine:
                 # executemany INSERTs as multi-row VALUES statements (1,000 rows a page), as SQLAlchemy
                 # does for psycopg2: psycopg 3 otherwise sends and parses one statement per row.
                 engine.dialect.use_insertmanyvalues_wo_returning = True
-                _postgres_session_settings(engine)
             _engines[url] = engine
         return engine
 
