@@ -41,6 +41,9 @@ def wait_applied(target: Target, expected: int, timeout: float) -> float:
     return time.monotonic()
 
 
+POLL_CHUNK = 64  # waiting request ids looked up per Redis round trip while measuring latency
+
+
 def paced_latencies(target: Target, workload: Workload, rate: float, seconds: float,
                     message_size: int) -> list[float]:
     """Send at `rate` updates/s (whole messages) for `seconds`; enqueue → result visible, in ms."""
@@ -50,16 +53,24 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
     finished = threading.Event()
 
     def poll() -> None:
+        # Results come back roughly in the order the updates were sent: look at the oldest waiting ones a
+        # chunk at a time and go on to the next chunk only while the current one had results. Asking for
+        # every waiting id each time (as this did before) cost the bench process and Redis more CPU as
+        # latency grew (40,000 lookups/s at 900 updates/s) and, on two cores, inflated the latency measured.
         while True:
             with lock:
-                waiting = list(sent_at)[:2000]
+                waiting = list(sent_at)
             if not waiting and finished.is_set():
                 return
-            if waiting:
+            for start in range(0, len(waiting), POLL_CHUNK):
+                chunk = waiting[start:start + POLL_CHUNK]
                 seen = time.monotonic()
-                for rid in target.done(waiting):
-                    with lock:
+                found = target.done(chunk)
+                with lock:
+                    for rid in found:
                         latencies.append((seen - sent_at.pop(rid)) * 1000)
+                if not found:
+                    break
             time.sleep(0.005)
 
     poller = threading.Thread(target=poll, daemon=True)
