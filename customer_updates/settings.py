@@ -67,9 +67,10 @@ class Settings(BaseSettings):
         "reservation follows worker_reserved_commands (consumer-side batching needs messages in hand)."
     )
     worker_reserved_commands: int = Field(
-        4_000, description="Commands each worker process keeps reserved ahead: the prefetch count becomes this "
-        "divided by the commands a message carries (measured as messages arrive), so that one-update messages "
-        "keep the pool fed and hundred-update messages do not fill the memory."
+        4_000, description="Commands a worker keeps reserved ahead, shared by its pool processes (at least two "
+        "batches each): the prefetch count becomes this divided by the commands a message carries (measured as "
+        "messages arrive), so that one-update messages keep the pool fed and hundred-update messages do not fill "
+        "the main process's memory (it holds every reserved message)."
     )
     worker_prefetch_max: int = Field(
         1024, description="Most messages each worker process reserves ahead, however small they are."

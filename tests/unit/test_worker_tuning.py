@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from customer_updates import jsontext
-from customer_updates.batching import prefetch_for
+from customer_updates.batching import prefetch_for, reserved_per_process
 
 
 def test_one_update_messages_are_reserved_up_to_the_most_allowed():
@@ -32,3 +32,12 @@ def test_json_text_writes_datetimes_as_iso_and_decimals_and_sets_readably():
                            "fired": {"b", "a"}, 7: "int key"})
     assert json.loads(text) == {"at": "2026-03-04T05:06:07.890123", "amount": "12.50", "fired": ["a", "b"],
                                 "7": "int key"}
+
+
+def test_the_reservation_is_shared_by_the_pool_processes():
+    assert reserved_per_process(4000, processes=1, batch_size=500) == 4000
+    assert reserved_per_process(4000, processes=2, batch_size=500) == 2000
+
+
+def test_each_pool_process_keeps_at_least_two_batches_reserved():
+    assert reserved_per_process(4000, processes=8, batch_size=500) == 1000
