@@ -55,8 +55,9 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
     def poll() -> None:
         # Results come back roughly in the order the updates were sent: look at the oldest waiting ones a
         # chunk at a time and go on to the next chunk only while the current one had results. Asking for
-        # every waiting id each time (as this did before) cost the bench process and Redis more CPU as
-        # latency grew (40,000 lookups/s at 900 updates/s) and, on two cores, inflated the latency measured.
+        # every waiting id each time (as this did before) cost the bench process and Redis more CPU the
+        # longer the latency (by estimate some 36,000 lookups/s at 900 updates/s and 200 ms), on the cores
+        # the worker runs on.
         while True:
             with lock:
                 waiting = list(sent_at)

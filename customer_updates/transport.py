@@ -137,8 +137,10 @@ class Channel(kombu_redis.Channel):
 
     def _record_and_take_more(self, queue: str, first: str) -> list[str] | None:
         """The further messages taken (recorded with the first as unacked), or None: nothing recorded."""
-        if self.fetch_batch <= 1 or not self.ack_emulation:
-            return None  # kombu's path: QoS.append records the first message itself
+        # kombu's path (QoS.append records the first message itself) also with a global key prefix: kombu's
+        # prefixing client would prefix only the first key of the script's several.
+        if self.fetch_batch <= 1 or not self.ack_emulation or self.global_keyprefix:
+            return None
         room = self.qos.can_consume_max_estimate()  # prefetch count minus what is held (None: no limit)
         wanted = self.fetch_batch - 1 if room is None else max(0, min(self.fetch_batch, room) - 1)
         keys = [self.unacked_index_key, self.unacked_key,

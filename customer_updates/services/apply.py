@@ -28,7 +28,7 @@ from customer_updates.rules.update import Applied, apply_item
 from customer_updates.store import customers as customer_store
 from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
-from customer_updates.store.sql import dialect_insert
+from customer_updates.store.sql import dialect_insert, insert_rows
 
 log = logging.getLogger("customer_updates.apply")
 
@@ -233,9 +233,9 @@ class BatchApplier:
         self.outcome.outcomes.append((result.request_id, result.org_id, kind, code))
 
     def _write(self) -> None:
-        customer_store.insert_rows(self.session, t.AuditEntry, self.audit)
-        customer_store.insert_rows(self.session, t.Merge, self.merges)
-        customer_store.insert_rows(self.session, t.CommandRecord, self.records)
+        insert_rows(self.session, t.AuditEntry, self.audit)
+        insert_rows(self.session, t.Merge, self.merges)
+        insert_rows(self.session, t.CommandRecord, self.records)
         if self.rejected:
             stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()
             self.session.execute(stmt, self.rejected)

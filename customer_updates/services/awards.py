@@ -17,7 +17,7 @@ from customer_updates.rules.directory import Directory
 from customer_updates.rules.side_effects import apply_award
 from customer_updates.store import customers as customer_store
 from customer_updates.store.orgs import OrgCache
-from customer_updates.store.sql import is_postgres, one_of
+from customer_updates.store.sql import insert_rows, is_postgres, one_of
 
 
 def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: datetime) -> int:
@@ -71,8 +71,8 @@ def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.Ou
                       "request_id": payload.get("request_id"), "issued_at": None, "user_context": None,
                       "created_at": now})
     customer_store.write_changes(session, before, directory.by_id)
-    customer_store.insert_rows(session, t.PointsLedger, ledger)
-    customer_store.insert_rows(session, t.AuditEntry, audit)
+    insert_rows(session, t.PointsLedger, ledger)
+    insert_rows(session, t.AuditEntry, audit)
     done = [row["outbox_id"] for row in ledger]
     if done:
         session.execute(update(t.OutboxEntry).where(one_of(session, t.OutboxEntry.id, done)).values(done_at=now))

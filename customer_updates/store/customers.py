@@ -11,11 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg.types.json import Json
-from sqlalchemy import JSON, Select, Table, bindparam, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
 from customer_updates.store.sql import among, dialect_insert, is_postgres, one_of, update_rows, upsert_rows
@@ -151,25 +149,3 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
             index_elements=["user_id", "channel", "priority"],
             set_={"scope": stmt.excluded.scope, "status": stmt.excluded.status,
                   "issued_at": stmt.excluded.issued_at}), sub_rows)
-
-
-def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]]) -> None:
-    """Append rows (audit, merges, idempotency records). On PostgreSQL with COPY, in the session's
-    transaction: one round trip and no SQL to parse, where an INSERT per row (or a multi-row INSERT
-    psycopg has to split into placeholders) was the largest cost of a batch."""
-    if not rows:
-        return
-    table: Table = model.__table__  # type: ignore[assignment]
-    # COPY costs two round trips (start, then end): for a row or two an INSERT is cheaper.
-    if not is_postgres(session) or len(rows) < 8:
-        session.execute(dialect_insert(session)(table), rows)
-        return
-    columns = list(rows[0])
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    wrap = [name in json_columns for name in columns]
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    names = ", ".join(f'"{name}"' for name in columns)
-    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([Json(row.get(name), dumps=jsontext.dumps) if is_json and row.get(name) is not None
-                            else row.get(name) for name, is_json in zip(columns, wrap, strict=True)])

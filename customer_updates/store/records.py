@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.store.sql import dialect_insert, is_postgres, next_ids, one_of
+from customer_updates.store.sql import dialect_insert, insert_rows, is_postgres, next_ids, one_of
 
 
 def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], t.CommandRecord]:
@@ -44,8 +44,6 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     many rows is a new statement text for every batch size). Elsewhere: INSERT ... RETURNING."""
     if not rows:
         return []
-    from customer_updates.store.customers import insert_rows  # customers imports this module
-
     table = t.OutboxEntry.__table__
     if is_postgres(session):
         ids = next_ids(session, t.OutboxEntry.__tablename__, "id", len(rows))

@@ -137,3 +137,15 @@ def test_an_entry_that_is_not_a_message_stops_the_taking_and_stays_in_the_queue(
         assert client.lrange(QUEUE.name, -1, -1) == [b"not a message"] and client.llen(QUEUE.name) == 3
         assert client.hlen("unacked") == 2
         acknowledge_all([_Request(m) for m in messages])
+
+
+def test_with_a_global_key_prefix_messages_come_one_at_a_time_under_the_prefixed_keys(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    with Connection(redis_url, transport="customer_updates.transport:Transport",
+                    transport_options={"fetch_batch": 10, "global_keyprefix": "cu_test:"}) as connection:
+        _publish(connection, 5)
+        messages = _receive(connection, 5)
+        assert sorted(m.payload["n"] for m in messages) == [0, 1, 2, 3, 4]
+        assert client.hlen("cu_test:unacked") == 5 and client.hlen("unacked") == 0
+        acknowledge_all([_Request(m) for m in messages])
+        assert client.hlen("cu_test:unacked") == 0
