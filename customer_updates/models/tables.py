@@ -132,6 +132,8 @@ class Customer(Base):
         Index("ix_customers_mobile", "org_id", "mobile"),
         Index("ix_customers_email", "org_id", "email"),
         Index("ix_customers_external_id", "org_id", "external_id"),
+        # Room on each page for in-place (HOT) updates: see migration 0002.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
 
@@ -145,6 +147,8 @@ class CustomerField(Base):
     value: Mapped[str | None] = mapped_column(String(250))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    __table_args__ = {"postgresql_with": {"fillfactor": 90}}  # in-place updates: migration 0002
+
 
 class Subscription(Base):
     __tablename__ = "subscriptions"
@@ -154,6 +158,8 @@ class Subscription(Base):
     scope: Mapped[str] = mapped_column(String(10), default="ALL")
     status: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = {"postgresql_with": {"fillfactor": 90}}  # in-place updates: migration 0002
 
 
 class AuditEntry(Base):
