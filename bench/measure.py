@@ -33,12 +33,24 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def wait_applied(target: Target, expected: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while target.applied() < expected:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{target.name}: {target.applied()} of {expected} applied after {timeout:.0f} s")
-        time.sleep(0.05)
+    """When the last update is done, to within MIN_POLL seconds.
+
+    Counting is itself work for the database under test (a count over a growing table), so the poll
+    sleeps for about half the time the remaining updates should take at the rate seen so far: a few
+    counts a second early in a run, one every MIN_POLL seconds near its end."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while (done := target.applied()) < expected:
+        now = time.monotonic()
+        if now > deadline:
+            raise TimeoutError(f"{target.name}: {done} of {expected} applied after {timeout:.0f} s")
+        rate = done / (now - start) if done else 0.0
+        remaining = (expected - done) / rate if rate else MAX_POLL
+        time.sleep(min(MAX_POLL, max(MIN_POLL, remaining / 2)))
     return time.monotonic()
+
+
+MIN_POLL, MAX_POLL = 0.05, 1.0  # seconds between counts while waiting for a run to finish
 
 
 POLL_CHUNK = 64  # waiting request ids looked up per Redis round trip while measuring latency
