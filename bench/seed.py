@@ -93,7 +93,8 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
     registered = datetime(2020, 1, 1)
     engine = get_engine(url)
     for start in range(0, layout.customers, chunk):
-        rows, ref_rows = [], []
+        rows: list[dict[str, Any]] = []
+        ref_rows: list[dict[str, Any]] = []
         for i in range(start, min(layout.customers, start + chunk)):
             mobile, email = layout.identifiers(i)
             rows.append({"org_id": ORG_ID, "mobile": mobile, "email": email, "firstname": f"First{i}",
