@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from customer_updates import failpoints, mailbox
+from customer_updates import claims, failpoints, mailbox
 from customer_updates.models.commands import payload_hash, utcnow
 from customer_updates.models.results import failed_item
 from customer_updates.rules.codes import Code, message
@@ -77,11 +77,15 @@ def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[
 def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[int]], None],
                  requeue: Callable[[Message, float], None]) -> None:
     started = time.perf_counter()
+    chunk, claimed = _claim(rt, chunk, requeue)
+    if not chunk:
+        return
     commands = [c for m in chunk for c in m.commands]
     try:
         with session_scope(rt.settings.database_url) as session:
             outcome = BatchApplier(session, rt.orgs).run(commands)
     except Exception as exc:
+        _release(rt, claimed)
         if not isinstance(exc, TRANSIENT):
             log.exception("unexpected error applying a message")
         if len(chunk) > 1:
@@ -100,6 +104,48 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
         log.warning("results not published; message requeued", extra={"error": type(exc).__name__})
         for msg in chunk:
             requeue(msg, backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt))
+    finally:
+        _release(rt, claimed)
+
+
+def _claim(rt: Runtime, chunk: list[Message],
+           requeue: Callable[[Message, float], None]) -> tuple[list[Message], set[claims.Key]]:
+    """Claim the chunk's request ids; commands another worker is applying go back to the queue for a moment
+    (a deferral, not a retry: their message keeps its attempt count). Returns what to apply now."""
+    seconds = rt.settings.worker_claim_seconds
+    if seconds <= 0:
+        return chunk, set()
+    keyed = [[claims.key_of(raw) for raw in msg.commands] for msg in chunk]
+    try:
+        claimed, busy = claims.take(rt.redis, (key for keys in keyed for key in keys if key is not None), seconds)
+    except Exception:  # only a hint: without Redis the unique key still keeps a request to one commit
+        log.warning("request ids not claimed", exc_info=True)
+        return chunk, set()
+    if not busy:
+        return chunk, claimed
+    now: list[Message] = []
+    for msg, keys in zip(chunk, keyed, strict=True):
+        if not busy.isdisjoint(keys):
+            later = [raw for raw, key in zip(msg.commands, keys, strict=True) if key in busy]
+            requeue(Message(later, msg.attempt), random.uniform(CLAIM_WAIT / 2, CLAIM_WAIT))
+            msg = Message([raw for raw, key in zip(msg.commands, keys, strict=True) if key not in busy],
+                          msg.attempt, msg.raw)
+        if msg.commands:
+            now.append(msg)
+    log.info("deferred requests another worker is applying", extra={"commands": len(busy)})
+    return now, claimed
+
+
+CLAIM_WAIT = 0.5  # seconds a deferred request waits at most: about one batch's transaction
+
+
+def _release(rt: Runtime, claimed: set[claims.Key]) -> None:
+    if not claimed:
+        return
+    try:
+        claims.release(rt.redis, claimed)
+    except Exception:  # they expire on their own
+        log.warning("request id claims not released", exc_info=True)
 
 
 def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[list[int]], None],

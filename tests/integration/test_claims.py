@@ -1,0 +1,88 @@
+"""Claims on request ids keep a producer's retry of a request in flight away from a second worker."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+
+from customer_updates import claims
+from customer_updates.models import tables as t
+from customer_updates.models.commands import utcnow
+from customer_updates.runtime import Runtime
+from customer_updates.services.handle import Message, apply_messages
+from customer_updates.settings import Settings
+from customer_updates.store.db import session_scope
+from customer_updates.store.orgs import OrgCache
+from tests.conftest import load_examples
+
+
+def _command(mobile: str, lastname: str) -> dict[str, Any]:
+    return {"org_id": 1, "request_id": uuid.uuid4().hex, "issued_at": utcnow().isoformat(),
+            "customer": {"mobile": mobile, "lastname": lastname}}
+
+
+def test_a_claimed_request_id_is_held_by_its_first_claimer_until_released(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    first, busy = claims.take(client, [(1, "a"), (1, "b"), (1, "a")], seconds=10)
+    assert first == {(1, "a"), (1, "b")} and busy == set()
+
+    second, busy = claims.take(client, [(1, "b"), (2, "b")], seconds=10)
+    assert second == {(2, "b")} and busy == {(1, "b")}
+    assert 0 < client.pttl(claims.claim_key(1, "b")) <= 10_000
+
+    claims.release(client, first)
+    third, busy = claims.take(client, [(1, "b")], seconds=10)
+    assert third == {(1, "b")} and busy == set()
+
+
+def test_commands_another_worker_is_applying_are_deferred_with_their_attempt_and_the_rest_applied(
+        pg_url, redis_url):
+    load_examples(pg_url)
+    rt = Runtime(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url), OrgCache(30))
+    free = _command("919800000001", "Applied")
+    held = _command("919800000002", "Deferred")
+    claims.take(rt.redis, [(1, held["request_id"])], seconds=10)  # as a concurrent worker would
+    requeued: list[tuple[Message, float]] = []
+
+    apply_messages(rt, [Message([free, held], attempt=2)], send_awards=lambda ids: None,
+                   requeue=lambda msg, delay: requeued.append((msg, delay)))
+
+    assert [(m.commands, m.attempt) for m, _ in requeued] == [([held], 2)]  # a deferral is not a retry
+    assert 0 < requeued[0][1] <= 1
+    with session_scope(pg_url) as session:
+        recorded = set(session.scalars(select(t.CommandRecord.request_id)))
+        assert recorded == {free["request_id"]}
+        assert session.scalar(select(func.count()).select_from(t.Customer)
+                              .where(t.Customer.lastname == "Deferred")) == 0
+    # Its own claims are gone after commit; the other worker's stays until that worker releases it.
+    assert not rt.redis.exists(claims.claim_key(1, free["request_id"]))
+    assert rt.redis.exists(claims.claim_key(1, held["request_id"]))
+
+    claims.release(rt.redis, [(1, held["request_id"])])
+    apply_messages(rt, [requeued[0][0]], send_awards=lambda ids: None,
+                   requeue=lambda msg, delay: requeued.append((msg, delay)))
+    with session_scope(pg_url) as session:
+        assert session.scalar(select(func.count()).select_from(t.CommandRecord)) == 2
+
+
+def test_without_claims_configured_every_command_is_applied_at_once(pg_url, redis_url):
+    load_examples(pg_url)
+    rt = Runtime(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, worker_claim_seconds=0), OrgCache(30))
+    held = _command("919800000002", "Anyway")
+    claims.take(rt.redis, [(1, held["request_id"])], seconds=10)
+
+    apply_messages(rt, [Message([held])], send_awards=lambda ids: None,
+                   requeue=lambda msg, delay: (_ for _ in ()).throw(AssertionError("requeued")))
+
+    with session_scope(pg_url) as session:
+        assert session.scalar(select(func.count()).select_from(t.CommandRecord)) == 1
+
+
+def test_a_command_without_an_org_or_request_id_has_no_claim_key():
+    assert claims.key_of({"org_id": 1, "request_id": "r"}) == (1, "r")
+    assert claims.key_of({"org_id": True, "request_id": "r"}) is None
+    assert claims.key_of({"org_id": 1}) is None
+    assert claims.key_of("not a command") is None
