@@ -87,6 +87,13 @@ class PacedBatches:
         qos.update()
         log.info("prefetch changed", extra={"prefetch": wanted, "commands_per_message": round(self._message_size, 1)})
 
+    def batch_returned(self) -> None:
+        """A pool process just returned a batch (its acks made room in the prefetch window): hand it the
+        next one now. Left to the flush timer, the event loop first took and decoded the messages that
+        room let in (some 60 ms for 500 one-update messages) while the next batch waited in the buffer
+        and the pool process idled: every other batch started 100 ms late."""
+        self._do_flush()
+
     def _do_flush(self) -> None:
         if self._pool_busy():
             return  # the flush timer calls again; meanwhile the batch grows

@@ -1,0 +1,51 @@
+"""How the worker's main process hands batches to its pool process (no broker, no pool: fakes)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from customer_updates import task_events
+from customer_updates.task_events import BatchEvents, slim
+
+
+def _request(n: int) -> Any:
+    kwargs = {"commands": [{"org_id": 1, "request_id": f"r{n}"}]}
+    return SimpleNamespace(
+        id=f"id{n}", name="customer_updates.apply", _payload=((), kwargs, {}), hostname="w@h",
+        ignore_result=False, argsrepr="()", kwargsrepr=repr(kwargs), root_id=None, parent_id=None,
+        request_dict={"kwargsrepr": repr(kwargs), "retries": 0}, eta=None, expires=None,
+        task=SimpleNamespace(acks_late=True),
+        send_event=lambda kind, **fields: None)
+
+
+def test_the_pool_process_gets_only_id_name_args_and_kwargs_of_a_request():
+    request = slim(_request(1))
+
+    assert (request.id, request.name, request.args, request.kwargs) == (
+        "id1", "customer_updates.apply", (), {"commands": [{"org_id": 1, "request_id": "r1"}]})
+    assert request.request_dict is None and request.delivery_info is None
+
+
+def test_a_returned_batch_hands_over_the_next_one_before_its_messages_are_acknowledged(
+        monkeypatch: pytest.MonkeyPatch):
+    order: list[str] = []
+    monkeypatch.setattr(task_events, "acknowledge_all", lambda requests: order.append(f"ack {len(requests)}"))
+    callbacks: dict[str, Any] = {}
+
+    class Pool:
+        def apply_async(self, fn: Any, args: Any, accept_callback: Any, callback: Any) -> None:
+            callbacks["returned"] = callback
+
+    class Task(BatchEvents):
+        _pool = Pool()
+
+        def batch_returned(self) -> None:
+            order.append("next batch")
+
+    Task().flush([_request(1), _request(2)])
+    callbacks["returned"](None)
+
+    assert order == ["next batch", "ack 2"]
