@@ -8,7 +8,9 @@ third) and sends task events, and each of those made a new `redis.Redis` client 
 - after a BRPOP, one Lua script records that message as unacked and takes up to `fetch_batch - 1`
   more from the same queue, recording each as unacked in the same atomic step (kombu's BRPOP leaves a
   moment between taking a message and recording it; the script leaves none for the ones it takes);
-- `acknowledge_all` removes a whole batch's messages from the unacked index in one pipeline.
+- `acknowledge_all` removes a whole batch's messages from the unacked index in one pipeline;
+- a queue entry that is not a kombu message (not JSON, or JSON without kombu's envelope) goes to the
+  dead-letter list: kombu decoded it outside any error handling, which stopped the worker and lost the entry.
 
 The keys and the records are kombu's own (`unacked`, `unacked_index`, `[payload, exchange, routing_key]`),
 so kombu's restore of unacknowledged messages (at shutdown, after the visibility timeout) works unchanged;
@@ -27,6 +29,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+
+from customer_updates import mailbox
 
 log = logging.getLogger("customer_updates.transport")
 
@@ -77,10 +81,13 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "fetch_batch")  # type: ignore[assignment]
+    from_transport_options = (*kombu_redis.Channel.from_transport_options,  # type: ignore[assignment]
+                              "fetch_batch", "dead_letter_key")
 
     #: Most messages taken per BRPOP round trip (1: kombu's own behaviour). A transport option.
     fetch_batch = 1
+    #: Redis list for queue entries that are not kombu messages (None: logged and dropped). A transport option.
+    dead_letter_key: str | None = None
     _short_client: Any = None
     _take_more_script: Any = None
 
@@ -111,8 +118,13 @@ class Channel(kombu_redis.Channel):
             key, first = bytes_to_str(reply[0]), bytes_to_str(reply[1])
             queue = key.rsplit(self.sep, 1)[0]  # without the priority suffix
             self._queue_cycle.rotate(queue)
+            message = as_message(first)
+            if message is None:
+                self._dead_letter_entry(first)
+                return True
             taken = self._record_and_take_more(queue, first)
-            payloads = [loads(item) for item in [first, *(taken or [])]]
+            # The script takes only entries it could decode as messages (it puts any other one back).
+            payloads = [message, *(loads(item) for item in taken or [])]
             # What the script recorded as unacked: QoS.append only keeps it in memory.
             self.recorded_by_script = (frozenset(p["properties"]["delivery_tag"] for p in payloads)
                                        if taken is not None else frozenset())
@@ -123,6 +135,15 @@ class Channel(kombu_redis.Channel):
             reauth = getattr(self, "_flush_brpop_reauth", None)  # kombu >= 5.6
             if reauth is not None:
                 reauth()
+
+    def _dead_letter_entry(self, entry: str) -> None:
+        error = "queue entry is not a kombu message"
+        if self.dead_letter_key is None:
+            log.error("queue entry dropped", extra={"error": error})
+            return
+        with self.conn_or_acquire() as client:
+            mailbox.push_dead_letter(client, self.dead_letter_key, entry, error, attempts=1)
+        log.error("dead letter", extra={"error": error, "attempts": 1})
 
     def _deliver_all(self, payloads: list[Any], queue: str) -> None:
         for number, payload in enumerate(payloads):
@@ -159,6 +180,21 @@ class Channel(kombu_redis.Channel):
         if not reply or int(reply[0]) != 1:
             return None
         return [bytes_to_str(item) for item in reply[1:]]
+
+
+def as_message(entry: str) -> dict[str, Any] | None:
+    """A queue entry decoded as kombu's envelope, or None when it is not one."""
+    try:
+        message = loads(entry)
+    except Exception:  # not JSON (JSONDecodeError), nested too deep (RecursionError): not a message either way
+        return None
+    if not isinstance(message, dict):
+        return None
+    properties = message.get("properties")
+    if not isinstance(properties, dict) or not isinstance(properties.get("delivery_tag"), str) \
+            or not isinstance(properties.get("delivery_info"), dict):
+        return None
+    return message
 
 
 class Transport(kombu_redis.Transport):

@@ -30,9 +30,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
         # A killed worker's messages come back after this many seconds (DESIGN §2).
-        # fetch_batch: read by the worker's transport only (customer_updates/transport.py), ignored by kombu's.
+        # fetch_batch, dead_letter_key: read by the worker's transport only (customer_updates/transport.py),
+        # ignored by kombu's.
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout,
-                                     "fetch_batch": settings.worker_fetch_batch},
+                                     "fetch_batch": settings.worker_fetch_batch,
+                                     "dead_letter_key": settings.dead_letter_key},
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",

@@ -108,9 +108,8 @@ def test_poison_messages_are_dead_lettered_or_answered_and_good_commands_still_a
            failed_results=len(bad))
 
 
-@pytest.mark.xfail(strict=True, reason="kombu's Redis transport json-decodes a popped list entry outside any "
-                   "hook: a non-JSON entry raises out of the event loop and stops the worker (the entry is lost)")
-def test_a_list_entry_that_is_not_a_kombu_message_does_not_stop_the_worker(pg_url, redis_url, start_worker):
+def test_a_list_entry_that_is_not_a_kombu_message_is_dead_lettered_and_does_not_stop_the_worker(
+        pg_url, redis_url, start_worker):
     workload = build_workload(count=50, seed=6)
     prepare_database(pg_url, workload.customers)
     push_raw(redis_url, b"this is not JSON at all", json.dumps({"no": "envelope"}).encode())
@@ -120,3 +119,6 @@ def test_a_list_entry_that_is_not_a_kombu_message_does_not_stop_the_worker(pg_ur
     wait_until_done(pg_url, redis_url, workload, timeout=30)
 
     check_outcome(pg_url, redis_url, workload)
+    letters = {d["message"]: d["error"] for d in dead_letters(redis_url)}
+    assert letters == {"this is not JSON at all": "queue entry is not a kombu message",
+                       '{"no": "envelope"}': "queue entry is not a kombu message"}
