@@ -128,7 +128,7 @@ def redis_url(redis_session_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Point this process's settings at the test servers (and forget cached engines and clients)."""
     from customer_updates import runtime
 

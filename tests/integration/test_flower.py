@@ -80,7 +80,7 @@ def wait_for_tasks(base: str, want: dict[str, int], timeout: float = 60) -> dict
                 for name in want}
         settled = all(t["state"] == "SUCCESS" for t in tasks.values() if t["name"] in want)
         if (settled and all(done[name] >= count for name, count in want.items())) or time.monotonic() > deadline:
-            return tasks  # type: ignore[no-any-return]
+            return tasks
         time.sleep(0.5)
 
 

@@ -80,7 +80,8 @@ def test_a_request_id_reused_with_another_payload_is_refused_with_409(loaded_db,
 
     assert response is not None
     assert response["response"]["customers"]["customer"][0]["item_status"]["code"] == 409
-    assert producer.get_result(1, request_id)["firstname"] == "One"
+    result = producer.get_result(1, request_id)
+    assert result is not None and result["firstname"] == "One"
 
 
 def test_bad_items_each_end_with_a_stored_failed_result(loaded_db, redis_url, start_worker):

@@ -34,8 +34,10 @@ def _org_rows(url: str, org_id: int) -> list[tuple]:
 
 def _user_id(url: str, org_id: int, mobile: str) -> int:
     with session_scope(url) as session:
-        return int(session.scalar(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
-                                                                  t.Customer.mobile == mobile)))
+        user_id = session.scalar(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
+                                                                  t.Customer.mobile == mobile))
+        assert user_id is not None, f"no customer {mobile} in org {org_id}"
+        return int(user_id)
 
 
 def test_an_update_by_a_shared_mobile_changes_only_its_own_org(loaded_db):

@@ -174,6 +174,7 @@ def wait_until_done(db_url: str, redis_url: str, workload: Workload, timeout: fl
                 awards_open = session.scalar(
                     select(func.count()).select_from(t.OutboxEntry)
                     .where(t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None)))
+            records, awards_open = records or 0, awards_open or 0
             state = {"records": records, "awards_open": awards_open, **broker_backlog(client)}
             if records >= want and awards_open == 0 and state["queued"] == 0 and state["unacked"] == 0:
                 return time.monotonic() - started

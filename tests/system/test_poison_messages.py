@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from typing import Any
 
 import pytest
 import redis
@@ -44,7 +45,7 @@ UNUSABLE = [
 ]
 
 
-def _bad_commands(tag: str) -> tuple[list[dict], dict[str, int], list[dict]]:
+def _bad_commands(tag: str) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
     """Commands with a valid envelope whose item fails (request id -> expected code), and envelopes
     that fail validation (dead-lettered, since they have no usable request id or org)."""
     failing = {
@@ -55,12 +56,13 @@ def _bad_commands(tag: str) -> tuple[list[dict], dict[str, int], list[dict]]:
         f"{tag}-unknown-customer": ({"mobile": "919999999999"}, 1, 1012),
         f"{tag}-unknown-org": ({"mobile": mobile_of(1), "firstname": "Elsewhere"}, 999, 400),
     }
-    commands = [{"org_id": org, "request_id": rid, "issued_at": "2024-06-01T00:00:00", "customer": customer}
-                for rid, (customer, org, _) in failing.items()]
-    invalid = [{"org_id": "one", "request_id": f"{tag}-bad-org", "customer": {"mobile": mobile_of(1)}},
-               {"org_id": 1, "request_id": "", "customer": {"mobile": mobile_of(1)}},
-               {"org_id": 1, "request_id": f"{tag}-bad-time", "issued_at": "yesterday",
-                "customer": {"mobile": mobile_of(1)}}]
+    commands: list[dict[str, Any]] = [
+        {"org_id": org, "request_id": rid, "issued_at": "2024-06-01T00:00:00", "customer": customer}
+        for rid, (customer, org, _) in failing.items()]
+    invalid: list[dict[str, Any]] = [
+        {"org_id": "one", "request_id": f"{tag}-bad-org", "customer": {"mobile": mobile_of(1)}},
+        {"org_id": 1, "request_id": "", "customer": {"mobile": mobile_of(1)}},
+        {"org_id": 1, "request_id": f"{tag}-bad-time", "issued_at": "yesterday", "customer": {"mobile": mobile_of(1)}}]
     return commands, {rid: code for rid, (_, _, code) in failing.items()}, invalid
 
 

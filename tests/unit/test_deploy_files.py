@@ -30,7 +30,7 @@ def procfile() -> dict[str, str]:
 
 
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def compose_commands() -> dict[str, list[str]]:
@@ -48,7 +48,7 @@ def compose_commands() -> dict[str, list[str]]:
 
 def dockerfile_cmd() -> list[str]:
     line = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
-    return json.loads(line[len("CMD "):])  # type: ignore[no-any-return]
+    return json.loads(line[len("CMD "):])
 
 
 def check_cli(argv: list[str]) -> None:
