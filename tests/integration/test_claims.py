@@ -79,10 +79,3 @@ def test_without_claims_configured_every_command_is_applied_at_once(pg_url, redi
 
     with session_scope(pg_url) as session:
         assert session.scalar(select(func.count()).select_from(t.CommandRecord)) == 1
-
-
-def test_a_command_without_an_org_or_request_id_has_no_claim_key():
-    assert claims.key_of({"org_id": 1, "request_id": "r"}) == (1, "r")
-    assert claims.key_of({"org_id": True, "request_id": "r"}) is None
-    assert claims.key_of({"org_id": 1}) is None
-    assert claims.key_of("not a command") is None
