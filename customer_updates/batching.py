@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery.worker.request import Request
 from celery_batches import consume_queue
 
 from customer_updates.settings import get_settings
@@ -110,3 +111,31 @@ class PacedBatches:
         for request, _ in waiting[:taken]:
             self._buffer.put(request)
         super()._do_flush()  # type: ignore[misc]
+
+
+class HandsOverRequest(Request):
+    """The request of an `acks_late` task that shares the pool with the batches (awards, relay, purge):
+    when it is acknowledged it has returned and its pool process is free, so the waiting batch goes to
+    that process at once.
+
+    An award is published by an apply batch and runs right after it; left to the flush timer, the next
+    batch then waited up to `worker_flush_interval` more (20 ms of every cycle with one-update messages).
+    The hook is `acknowledge` because Celery builds a subclass of this class per task that replaces
+    `on_success` without calling it; with `acks_late` the acknowledgement follows the return."""
+
+    batches_task: str = ""  # the name of the batching task whose waiting batch to hand over
+
+    def acknowledge(self) -> None:
+        if self.task.acks_late and not self.acknowledged:
+            self._hand_over()  # first: the acknowledgement is a round trip to the broker
+        super().acknowledge()
+
+    def _hand_over(self) -> None:
+        batches = self.task.app.tasks.get(self.batches_task)
+        returned = getattr(batches, "batch_returned", None)  # PacedBatches
+        if returned is None:
+            return
+        try:
+            returned()
+        except Exception:  # the flush timer hands it over instead
+            log.warning("batch not handed over", exc_info=True)

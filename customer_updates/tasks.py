@@ -8,7 +8,7 @@ from typing import Any
 from celery_batches import Batches, SimpleRequest
 
 from customer_updates import runtime
-from customer_updates.batching import PacedBatches
+from customer_updates.batching import HandsOverRequest, PacedBatches
 from customer_updates.models.commands import utcnow
 from customer_updates.services import handle
 from customer_updates.services.publish import relay
@@ -30,6 +30,10 @@ class _ApplyBatches(BatchEvents, PacedBatches, Batches):
     flush_interval = get_settings().worker_flush_interval
 
 
+class _AfterBatches(HandsOverRequest):
+    batches_task = APPLY_TASK
+
+
 @app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
 def apply_updates(requests: list[SimpleRequest]) -> None:
     """At least once: acked after the batch returns; idempotency records make redelivery apply nothing."""
@@ -43,7 +47,7 @@ def apply_updates(requests: list[SimpleRequest]) -> None:
             gc.collect()
 
 
-@app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+@app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=_AfterBatches)
 def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] | None = None) -> Any:
     """At least once; safe because the outbox rows are marked done in the awards' own transaction.
 
@@ -62,7 +66,7 @@ def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] 
         raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.max_retries) from exc
 
 
-@app.task(name=RELAY_TASK, acks_late=True)
+@app.task(name=RELAY_TASK, acks_late=True, Request=_AfterBatches)
 def relay_outbox() -> int:
     """Republishes outbox rows a worker committed but did not confirm; repeating it is harmless."""
     rt = runtime.current()
@@ -70,7 +74,7 @@ def relay_outbox() -> int:
         return relay(session, rt.redis, rt.settings, send_awards, utcnow())
 
 
-@app.task(name=PURGE_TASK, acks_late=True)
+@app.task(name=PURGE_TASK, acks_late=True, Request=_AfterBatches)
 def purge_old_records() -> int:
     rt = runtime.current()
     with session_scope(rt.settings.database_url) as session:

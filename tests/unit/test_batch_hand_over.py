@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from customer_updates import task_events
+from customer_updates.batching import HandsOverRequest
 from customer_updates.task_events import BatchEvents, slim
 
 
@@ -49,3 +50,49 @@ def test_a_returned_batch_hands_over_the_next_one_before_its_messages_are_acknow
     callbacks["returned"](None)
 
     assert order == ["next batch", "ack 2"]
+
+
+class _AfterApply(HandsOverRequest):
+    batches_task = "apply"
+
+
+def _returned_request(order: list[str], acks_late: bool = True, batches: Any = None) -> HandsOverRequest:
+    """A request as Celery's main process holds it once its task ran (built without a message)."""
+    if batches is None:
+        batches = SimpleNamespace(batch_returned=lambda: order.append("next batch"))
+    request = object.__new__(_AfterApply)
+    request._task = SimpleNamespace(acks_late=acks_late, app=SimpleNamespace(tasks={"apply": batches}))
+    request._on_ack = lambda logger, errors: order.append("ack")
+    request._connection_errors = ()
+    return request
+
+
+def test_when_an_award_returns_the_waiting_batch_goes_to_the_freed_pool_process_before_the_ack():
+    order: list[str] = []
+    request = _returned_request(order)
+
+    request.acknowledge()
+    request.acknowledge()  # a second acknowledgement is a no-op, and hands over nothing either
+
+    assert order == ["next batch", "ack"]
+
+
+def test_a_task_acknowledged_when_it_starts_hands_over_nothing_since_it_still_holds_the_pool_process():
+    order: list[str] = []
+
+    _returned_request(order, acks_late=False).acknowledge()
+
+    assert order == ["ack"]
+
+
+def test_a_failed_hand_over_still_acknowledges_and_leaves_the_batch_to_the_flush_timer(
+        caplog: pytest.LogCaptureFixture):
+    order: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("pool gone")
+
+    _returned_request(order, batches=SimpleNamespace(batch_returned=broken)).acknowledge()
+
+    assert order == ["ack"]
+    assert "batch not handed over" in caplog.text
