@@ -53,6 +53,7 @@ def wait_applied(target: Target, expected: int, timeout: float) -> float:
 MIN_POLL, MAX_POLL = 0.05, 1.0  # seconds between counts while waiting for a run to finish
 
 
+PACE_TICK = 0.005  # seconds between the paced producer's enqueue calls while measuring latency
 POLL_CHUNK = 64  # waiting request ids looked up per Redis round trip while measuring latency
 
 
@@ -91,10 +92,14 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
     start = time.monotonic()
     sent = 0
     while (elapsed := time.monotonic() - start) < seconds:
-        due = int(rate * elapsed) - sent
-        if due >= message_size:
+        # Every whole message that is due goes in one enqueue call, as a producer hands over what it
+        # collected since its last call. One call per message (as this did before) cost the bench process
+        # about 0.8 ms of CPU per message with one update a message (a manifest write and a pipeline
+        # each): 63% of a core at 774 messages/s, taken from the two cores the worker runs on.
+        due = (int(rate * elapsed) - sent) // message_size * message_size
+        if due > 0:
             updates: list[Update] = []
-            while len(updates) < message_size:
+            while len(updates) < due:
                 u = workload.next()
                 if u.kind != "duplicate":  # a duplicate's result exists already: no latency to see
                     updates.append(u)
@@ -104,8 +109,7 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
                     sent_at[u.request_id] = now
             target.enqueue(updates)
             sent += len(updates)
-        else:
-            time.sleep(0.002)
+        time.sleep(PACE_TICK)
     finished.set()
     poller.join(timeout=30)
     return latencies
