@@ -119,7 +119,8 @@ class HandsOverRequest(Request):
     that process at once.
 
     An award is published by an apply batch and runs right after it; left to the flush timer, the next
-    batch then waited up to `worker_flush_interval` more (20 ms of every cycle with one-update messages).
+    batch then waited up to `worker_flush_interval` more (3 to 20 ms a cycle in a trace with one-update
+    messages; 0.5 ms with this hook).
     The hook is `acknowledge` because Celery builds a subclass of this class per task that replaces
     `on_success` without calling it; with `acks_late` the acknowledgement follows the return."""
 

@@ -39,7 +39,6 @@ class Message:
 
     commands: list[Any]
     attempt: int = 0
-    raw: Any = None
 
 
 def as_commands(kwargs: Any) -> list[Any] | None:
@@ -125,13 +124,14 @@ def _claim(rt: Runtime, chunk: list[Message],
         return chunk, claimed
     now: list[Message] = []
     for msg, keys in zip(chunk, keyed, strict=True):
-        if not busy.isdisjoint(keys):
-            later = [raw for raw, key in zip(msg.commands, keys, strict=True) if key in busy]
-            requeue(Message(later, msg.attempt), random.uniform(CLAIM_WAIT / 2, CLAIM_WAIT))
-            msg = Message([raw for raw, key in zip(msg.commands, keys, strict=True) if key not in busy],
-                          msg.attempt, msg.raw)
-        if msg.commands:
+        if busy.isdisjoint(keys):
             now.append(msg)
+            continue
+        later = [raw for raw, key in zip(msg.commands, keys, strict=True) if key in busy]
+        requeue(Message(later, msg.attempt), random.uniform(CLAIM_WAIT / 2, CLAIM_WAIT))
+        rest = [raw for raw, key in zip(msg.commands, keys, strict=True) if key not in busy]
+        if rest:
+            now.append(Message(rest, msg.attempt))
     log.info("deferred requests another worker is applying", extra={"commands": len(busy)})
     return now, claimed
 
@@ -172,7 +172,7 @@ def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
         delay = backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt)
         log.warning("retrying message", extra={"attempt": msg.attempt + 1, "delay_s": round(delay, 3),
                                                "commands": len(msg.commands), "error": type(exc).__name__})
-        requeue(Message(msg.commands, msg.attempt + 1, msg.raw), delay)
+        requeue(Message(msg.commands, msg.attempt + 1), delay)
         return
     _dead_letter_raw(rt, {"commands": msg.commands}, error, attempts=msg.attempt + 1)
     # Results say so, so that a waiting producer is not left guessing; a replay overwrites them.
