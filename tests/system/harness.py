@@ -321,9 +321,10 @@ def wait_for_records(db_url: str, org_id: int, at_least: int, timeout: float = 1
 
 
 def outcomes_in_logs(*workers: Any) -> Counter[str]:
-    """Per-command outcomes the workers logged (applied, duplicate, conflict): redeliveries show here."""
+    """Outcomes the workers logged per batch (applied, failed, duplicate, conflict): redeliveries show here."""
     seen: Counter[str] = Counter()
     for worker in workers:
-        for entry in log_entries(worker.log_path, "command"):
-            seen[entry.get("outcome", "?")] += 1
+        for entry in log_entries(worker.log_path, "batch"):
+            for outcome in ("applied", "failed", "duplicate", "conflict"):
+                seen[outcome] += int(entry.get(outcome, 0))
     return seen
