@@ -8,6 +8,7 @@ Request payload hashes keep the json module (models/commands.py): stored hashes 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,5 +20,23 @@ def _fallback(value: Any) -> Any:
     return str(value)  # Decimal among others
 
 
+def loads(text: str | bytes) -> Any:
+    """JSON columns as the database returns them (orjson: a quarter of the json module's time)."""
+    return orjson.loads(text)
+
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value, default=_fallback, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Dumped:
+    """A value with its JSON text, made once where one value is written several times: a result to its
+    idempotency row and to Redis, a command's user context to each of its audit rows."""
+
+    value: Any
+    text: str
+
+
+def dumped(value: Any) -> Dumped:
+    return Dumped(value, dumps(value))

@@ -57,12 +57,14 @@ def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None
     keys: list[str] = []
     values: list[str] = []
     for r in results:
+        text = r.text if r.text is not None else jsontext.dumps(r.result)
         if r.rejected:
             keys.append(rejected_key(r.org_id, r.request_id, r.payload_hash))
-            values.append(jsontext.dumps(r.result))
+            values.append(text)
         else:
             keys.append(result_key(r.org_id, r.request_id))
-            values.append(jsontext.dumps({"hash": r.payload_hash, "result": r.result}))
+            # {"hash": ..., "result": ...} around the text made for the database (a hash is hex digits)
+            values.append(f'{{"hash":"{r.payload_hash}","result":{text}}}')
     if keys:
         client.register_script(_SET_ALL)(keys=keys, args=[ttl, *values])
 

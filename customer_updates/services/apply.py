@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.models.commands import Command, utcnow
 from customer_updates.models.results import customer_item, failed_item, item_status
@@ -40,6 +41,7 @@ class StoredResult:
     payload_hash: str
     result: dict[str, Any]
     rejected: bool = False  # a 409 for a reused request id: stored beside, not over, the first result
+    text: str | None = None  # the result's JSON text where it was made already (for the idempotency row)
 
 
 @dataclass(frozen=True)
@@ -176,12 +178,13 @@ class BatchApplier:
         """Audit rows, merge records and outbox rows of one applied item; returns the v1.1 effects."""
         target = applied.target
         context = cmd.user_context.model_dump() if cmd.user_context else None
+        context_json = jsontext.dumped(context) if context is not None else None  # one text for all its rows
         common = {"org_id": cmd.org_id, "request_id": cmd.request_id, "issued_at": cmd.issued_at,
-                  "user_context": context, "created_at": self.now}
+                  "user_context": context_json, "created_at": self.now}
         for merge in applied.merges:
             self.merges.append({"org_id": cmd.org_id, "survivor_id": target.user_id,
                                 "victim_id": merge.victim.user_id, "identifier": merge.identifier,
-                                "request_id": cmd.request_id, "user_context": context,
+                                "request_id": cmd.request_id, "user_context": context_json,
                                 "snapshot": merge.snapshot, "created_at": self.now})
             self.audit.append({**common, "user_id": target.user_id, "kind": "CustomerMerge",
                                "field": merge.identifier, "previous": str(merge.victim.user_id),
@@ -216,10 +219,11 @@ class BatchApplier:
     def _record(self, p: _Pending, result: dict[str, Any]) -> StoredResult:
         cmd = p.command
         code = int(result["item_status"]["code"])
+        stored = jsontext.dumped(result)  # the same text goes to Redis after commit
         self.records.append({"org_id": cmd.org_id, "request_id": cmd.request_id, "payload_hash": p.hash,
                              "batch_id": cmd.batch_id, "position": cmd.position, "success": code == 1000,
-                             "code": code, "result": result, "created_at": self.now})
-        return StoredResult(cmd.org_id, cmd.request_id, p.hash, result)
+                             "code": code, "result": stored, "created_at": self.now})
+        return StoredResult(cmd.org_id, cmd.request_id, p.hash, result, text=stored.text)
 
     def _conflict(self, p: _Pending) -> None:
         cmd = p.command

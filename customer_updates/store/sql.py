@@ -100,7 +100,7 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
     table: Table = model.__table__  # type: ignore[assignment]
     # COPY costs two round trips (start, then end): for a row or two an INSERT is cheaper.
     if not is_postgres(session) or len(rows) < 8:
-        session.execute(dialect_insert(session)(table), rows)
+        session.execute(dialect_insert(session)(table), [_plain(row) for row in rows])
         return
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
@@ -109,5 +109,17 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
     names = ", ".join(f'"{name}"' for name in columns)
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([Json(row.get(name), dumps=jsontext.dumps) if is_json and row.get(name) is not None
-                            else row.get(name) for name, is_json in zip(columns, wrap, strict=True)])
+            copy.write_row([_json(row.get(name)) if is_json else row.get(name)
+                            for name, is_json in zip(columns, wrap, strict=True)])
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value for COPY: text made already is written as it is."""
+    if value is None:
+        return None
+    return value.text if isinstance(value, jsontext.Dumped) else Json(value, dumps=jsontext.dumps)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """The row for SQLAlchemy, whose JSON type serialises values itself."""
+    return {name: value.value if isinstance(value, jsontext.Dumped) else value for name, value in row.items()}

@@ -6,7 +6,7 @@ import json
 
 import redis
 
-from customer_updates import mailbox
+from customer_updates import jsontext, mailbox
 from customer_updates.services.apply import StoredResult
 
 
@@ -28,6 +28,16 @@ def test_a_batch_of_results_is_readable_by_request_id_and_expires_after_the_ttl(
     assert json.loads(client.get(mailbox.rejected_key(1, "r0", "other")) or b"") == _result(409)
     assert 0 < client.ttl(mailbox.result_key(1, "r299")) <= 60
     assert 0 < client.ttl(mailbox.rejected_key(1, "r0", "other")) <= 60
+
+
+def test_a_result_whose_text_was_made_for_the_database_reads_back_the_same(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    made = jsontext.dumped(_result(1003))
+    mailbox.store_results(client, [StoredResult(1, "made", "h", made.value, text=made.text),
+                                   StoredResult(1, "made", "h2", made.value, rejected=True, text=made.text)], ttl=60)
+
+    assert json.loads(client.get(mailbox.result_key(1, "made")) or b"") == {"hash": "h", "result": _result(1003)}
+    assert json.loads(client.get(mailbox.rejected_key(1, "made", "h2")) or b"") == _result(1003)
 
 
 class _NoCalls:
