@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +47,13 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d-%m-%Y
 
 def _as_date(value: str) -> str | None:
     text = value.strip()
+    if len(text) == 10 and text[4] == text[7] == "-":  # the usual YYYY-MM-DD, without strptime's cost
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            parsed = None  # the formats below say what else is accepted
+        if parsed is not None and parsed.year >= 1000:  # strftime writes year 999 as "999"
+            return parsed.isoformat()
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(text[:19] if "T" in fmt else text, fmt).strftime("%Y-%m-%d")

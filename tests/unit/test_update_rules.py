@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from customer_updates.rules import fields
 from customer_updates.rules.codes import Code
 from customer_updates.rules.parse import ItemRejected
 from customer_updates.rules.state import FieldValue
@@ -344,3 +347,17 @@ def test_control_characters_make_an_email_malformed_and_a_field_value_invalid():
                      "extended_fields": {"field": [{"name": "city", "value": "Pu\x00ne"}]}}, customer(1, **ASHA))
     assert applied.target.custom == {} and applied.target.extended == {}
     assert {Code.INVALID_CUSTOM_FIELD, Code.EXTENDED_FIELD_FAILED} <= codes(applied)
+
+
+def _date_by_formats_only(text: str) -> str | None:
+    for fmt in fields._DATE_FORMATS:
+        try:
+            return datetime.strptime(text[:19] if "T" in fmt else text, fmt).strftime("%Y-%m-%d")
+        except ValueError:
+            continue
+    return None
+
+
+@given(st.from_regex(r"\A[0-9+\- W]{4}-[0-9 W+]{2}-[0-9 ]{2}\Z") | st.dates().map(str))
+def test_a_date_read_the_quick_way_is_what_the_accepted_formats_make_of_it(text):
+    assert fields._as_date(text) == _date_by_formats_only(text)
