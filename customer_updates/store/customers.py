@@ -25,14 +25,21 @@ _SCALARS = (
 )
 
 
+# The columns a state is made of, in the order they are selected (CustomerState has these attributes).
+_LOADED = ("user_id", *_SCALARS, "stamps", "fired")
+
+
 def _state(row: Any) -> CustomerState:
-    state = CustomerState(user_id=row.user_id, org_id=row.org_id)
-    for name in _SCALARS:
-        setattr(state, name, getattr(row, name))
-    state.lifetime_purchases = Decimal(row.lifetime_purchases or 0)
-    state.points_summaries = [dict(s) for s in (row.points_summaries or [])]
-    state.stamps = {k: datetime.fromisoformat(v) for k, v in (row.stamps or {}).items()}
-    state.fired = set(row.fired or [])
+    # Filled as a dict and not through the dataclass's __init__ and a setattr per column: this runs for
+    # every customer a batch touches, and was a twentieth of a worker's time the other way.
+    values = dict(zip(_LOADED, row, strict=True))
+    values["lifetime_purchases"] = Decimal(values["lifetime_purchases"] or 0)
+    values["points_summaries"] = [dict(s) for s in (values["points_summaries"] or [])]
+    values["stamps"] = {k: datetime.fromisoformat(v) for k, v in (values["stamps"] or {}).items()}
+    values["fired"] = set(values["fired"] or [])
+    values["custom"], values["extended"], values["subscriptions"] = {}, {}, {}
+    state = object.__new__(CustomerState)
+    state.__dict__.update(values)
     return state
 
 
@@ -70,9 +77,10 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
     rows: dict[int, Any] = {}
     wanted = found_ids
     table = t.Customer.__table__.c
+    columns = [table[name] for name in _LOADED]
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
-        query: Select[Any] = (select(t.Customer.__table__)
+        query: Select[Any] = (select(*columns)
                               .where(one_of(session, table.user_id, wanted), table.org_id == org_id)
                               .order_by(table.user_id))
         if lock and is_postgres(session):

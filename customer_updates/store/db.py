@@ -51,11 +51,12 @@ def get_engine(url: str) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             if make_url(url).get_backend_name() == "sqlite":
-                engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=jsontext.dumps)
+                engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=jsontext.dumps,
+                                       json_deserializer=jsontext.loads)
                 _sqlite_pragmas(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                                       json_serializer=jsontext.dumps)
+                                       json_serializer=jsontext.dumps, json_deserializer=jsontext.loads)
                 # executemany INSERTs as multi-row VALUES statements (1,000 rows a page), as SQLAlchemy
                 # does for psycopg2: psycopg 3 otherwise sends and parses one statement per row.
                 engine.dialect.use_insertmanyvalues_wo_returning = True
