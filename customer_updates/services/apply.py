@@ -55,12 +55,16 @@ class OutboxRow:
 class BatchOutcome:
     results: list[StoredResult] = field(default_factory=list)
     undecodable: list[tuple[Any, str]] = field(default_factory=list)  # (raw command, error) to dead-letter
+    # Raw commands set aside, untouched, because another transaction holds a customer they name: the
+    # caller applies them after this batch's commit (store.customers.load_unlocked_customers).
+    deferred: list[Any] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)  # to publish after commit, without a reload
     outcomes: list[tuple[str, int, str, int]] = field(default_factory=list)  # for logs: request, org, kind, code
 
 
 @dataclass
 class _Pending:
+    raw: Any
     command: Command
     hash: str
     item: UpdateItem | None = None
@@ -69,11 +73,11 @@ class _Pending:
     rejection: tuple[Code, str] | None = None
 
 
-def decode(raw_commands: list[Any], outcome: BatchOutcome) -> list[Command]:
+def decode(raw_commands: list[Any], outcome: BatchOutcome) -> list[tuple[Any, Command]]:
     commands = []
     for raw in raw_commands:
         try:
-            commands.append(Command.model_validate(raw))
+            commands.append((raw, Command.model_validate(raw)))
         except ValidationError as exc:
             errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
             outcome.undecodable.append((raw, f"invalid envelope: {errors}"))
@@ -95,12 +99,25 @@ def _lookup_keys(org: OrgConfig, pendings: list[_Pending]) -> tuple[set[int], di
     return ids, idents
 
 
+def _names_any(org: OrgConfig, p: _Pending, keys: set[customer_store.LookupKey]) -> bool:
+    """Whether the command's item names a customer by one of these lookup keys."""
+    if p.item is None:
+        return False
+    if p.item.id is not None and ("user_id", p.item.id) in keys:
+        return True
+    return any((name, normalise(name, raw, org)) in keys for name, raw in p.item.identifiers.items())
+
+
 class BatchApplier:
     """Applies the commands of one message (or one consumer-side batch) inside an open session."""
 
-    def __init__(self, session: Session, orgs: OrgCache, now: datetime | None = None) -> None:
+    def __init__(self, session: Session, orgs: OrgCache, now: datetime | None = None,
+                 wait_for_locks: bool = False) -> None:
+        """`wait_for_locks`: wait for customers another transaction holds instead of deferring their
+        commands (for the deferred commands themselves, so that they are applied in the end)."""
         self.session = session
         self.orgs = orgs
+        self.wait_for_locks = wait_for_locks
         self.now = now or utcnow()
         self.outcome = BatchOutcome()
         self.audit: list[dict[str, Any]] = []
@@ -111,13 +128,13 @@ class BatchApplier:
 
     def run(self, raw_commands: list[Any]) -> BatchOutcome:
         commands = decode(raw_commands, self.outcome)
-        known = records.existing_records(self.session, {(c.org_id, c.request_id) for c in commands})
+        known = records.existing_records(self.session, {(c.org_id, c.request_id) for _, c in commands})
         seen: dict[tuple[int, str], StoredResult] = {
             key: StoredResult(r.org_id, r.request_id, r.payload_hash, r.result) for key, r in known.items()
         }
         by_org: dict[int, list[_Pending]] = {}
-        for command in commands:
-            by_org.setdefault(command.org_id, []).append(_Pending(command, command.payload_hash()))
+        for raw, command in commands:
+            by_org.setdefault(command.org_id, []).append(_Pending(raw, command, command.payload_hash()))
         for org_id, pendings in by_org.items():
             self._apply_org(org_id, pendings, seen)
         self._write()
@@ -132,12 +149,17 @@ class BatchApplier:
                 p.rejection = (exc.code, exc.message)
         directory = Directory()
         before: dict[int, CustomerState] = {}
+        busy: set[customer_store.LookupKey] = set()
         if org is not None:
             ids, idents = _lookup_keys(org, pendings)
-            loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
+            if self.wait_for_locks:
+                loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
+            else:
+                loaded, busy = customer_store.load_unlocked_customers(self.session, org_id, ids, idents)
             # No copies: the rules copy on write, so the loaded states stay as they were ("before").
             before = {s.user_id: s for s in loaded}
             directory = Directory(loaded)
+        deferred: set[tuple[int, str]] = set()
         for p in pendings:
             key = (org_id, p.command.request_id)
             previous = seen.get(key)
@@ -146,6 +168,11 @@ class BatchApplier:
                     self._done(previous, "duplicate")
                 else:
                     self._conflict(p)
+                continue
+            # A request id seen again after its first was set aside goes with it: the first stays first.
+            if key in deferred or (busy and org is not None and _names_any(org, p, busy)):
+                deferred.add(key)
+                self.outcome.deferred.append(p.raw)
                 continue
             result = self._apply_one(org, p, directory)
             seen[key] = result

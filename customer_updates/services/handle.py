@@ -61,40 +61,47 @@ def backoff(settings_base: float, settings_max: float, attempt: int) -> float:
 
 def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[list[int]], None],
                    requeue: Callable[[Message, float], None]) -> None:
-    """Apply messages in transactions of at most `worker_batch_size` commands, message boundaries kept."""
+    """Apply messages in transactions of at most `worker_batch_size` commands, message boundaries kept.
+
+    Commands set aside because another worker's transaction held one of their customers go with the next
+    chunk (by then that transaction has mostly committed); after the last chunk they get a transaction of
+    their own that waits for the customers, so that every command is applied before the messages are acked."""
     chunk: list[Message] = []
     size = 0
+    set_aside: list[Message] = []
     for msg in messages:
         if chunk and size + len(msg.commands) > rt.settings.worker_batch_size:
-            _apply_chunk(rt, chunk, send_awards, requeue)
+            set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
             chunk, size = [], 0
         chunk.append(msg)
         size += len(msg.commands)
     if chunk:
-        _apply_chunk(rt, chunk, send_awards, requeue)
+        set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
+    if set_aside:
+        _apply_chunk(rt, set_aside, send_awards, requeue, wait_for_locks=True)
 
 
 def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[int]], None],
-                 requeue: Callable[[Message, float], None]) -> None:
+                 requeue: Callable[[Message, float], None], wait_for_locks: bool = False) -> list[Message]:
+    """Apply a chunk in one transaction. Returns the commands it set aside, untouched, because another
+    transaction held one of their customers (none with `wait_for_locks`)."""
     started = time.perf_counter()
     chunk, claimed = _claim(rt, chunk, requeue)
     if not chunk:
-        return
+        return []
     commands = [c for m in chunk for c in m.commands]
     try:
         with session_scope(rt.settings.database_url) as session:
-            outcome = BatchApplier(session, rt.orgs).run(commands)
+            outcome = BatchApplier(session, rt.orgs, wait_for_locks=wait_for_locks).run(commands)
     except Exception as exc:
         _release(rt, claimed)
         if not isinstance(exc, TRANSIENT):
             log.exception("unexpected error applying a message")
         if len(chunk) > 1:
             # One message may be the cause (or just unlucky): try each alone before backing off.
-            for msg in chunk:
-                _apply_chunk(rt, [msg], send_awards, requeue)
-            return
+            return [left for msg in chunk for left in _apply_chunk(rt, [msg], send_awards, requeue, wait_for_locks)]
         _retry_or_dead_letter(rt, chunk[0], exc, requeue)
-        return
+        return []
     failpoints.hit("after_commit")
     try:
         _after_commit(rt, outcome, send_awards, time.perf_counter() - started)
@@ -102,10 +109,12 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
         # Committed, but the results did not reach Redis: a second delivery applies nothing and
         # publishes the stored results again (the batch task acks its messages whatever happens).
         log.warning("results not published; message requeued", extra={"error": type(exc).__name__})
-        for msg in chunk:
+        for msg in chunk:  # the set-aside commands with them
             requeue(msg, backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt))
+        return []
     finally:
-        _release(rt, claimed)
+        _release(rt, claimed)  # before the set-aside commands claim their request ids again
+    return [Message(outcome.deferred, max(m.attempt for m in chunk))] if outcome.deferred else []
 
 
 def _claim(rt: Runtime, chunk: list[Message],
@@ -172,7 +181,7 @@ def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
     failed = sum(1 for _, _, kind, code in outcome.outcomes if kind == "applied" and code != Code.SUCCESS)
     log.info("batch", extra={"commands": len(outcome.outcomes), "applied": counts["applied"] - failed,
                              "failed": failed, "duplicate": counts["duplicate"], "conflict": counts["conflict"],
-                             "duration_ms": round(duration * 1000, 1)})
+                             "deferred": len(outcome.deferred), "duration_ms": round(duration * 1000, 1)})
     every = log.isEnabledFor(logging.DEBUG)
     for request_id, org_id, kind, code in outcome.outcomes:
         if every or code != Code.SUCCESS:

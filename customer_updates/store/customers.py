@@ -15,7 +15,7 @@ from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
+from customer_updates.rules.state import IDENTIFIERS, CustomerState, FieldValue, SubscriptionState
 from customer_updates.store.sql import among, dialect_insert, is_postgres, one_of, update_rows, upsert_rows
 
 _SCALARS = (
@@ -56,6 +56,9 @@ def _row_differs(old: CustomerState, new: CustomerState) -> bool:
             or any(getattr(old, name) != getattr(new, name) for name in _SCALARS))
 
 
+LookupKey = tuple[str, Any]  # ("user_id", 42) or an identifier and its normalised value: ("email", "a@b.c")
+
+
 def load_customers(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]],
                    lock: bool, with_fields: bool = True) -> list[CustomerState]:
     """Every customer of the org that one of the identifiers or ids names, plus their merge chains.
@@ -66,17 +69,38 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
     With `lock`, rows are locked FOR UPDATE in user_id order (one order for every worker: no deadlock
     between two merges of the same pair); SQLite has no row locks, its writers are serialised instead.
     """
+    states, _ = _load(session, org_id, ids, identifiers, lock=lock, skip_locked=False, with_fields=with_fields)
+    return states
+
+
+def load_unlocked_customers(session: Session, org_id: int, ids: Iterable[int],
+                            identifiers: dict[str, set[str]]) -> tuple[list[CustomerState], set[LookupKey]]:
+    """As `load_customers` with `lock`, but customers another transaction holds are skipped instead of
+    waited for (FOR UPDATE SKIP LOCKED), and returned as the lookup keys that lead to them.
+
+    Two workers' batches of a few hundred random customers share a customer or two most of the time;
+    waiting for the other's commit left each worker idle an eighth of the time (bench/README.md). The
+    caller sets aside the commands that name a returned key and applies them after its commit."""
+    return _load(session, org_id, ids, identifiers, lock=True, skip_locked=is_postgres(session), with_fields=True)
+
+
+def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]], lock: bool,
+          skip_locked: bool, with_fields: bool) -> tuple[list[CustomerState], set[LookupKey]]:
     conditions = [one_of(session, t.Customer.user_id, set(ids))] if ids else []
     for name, values in identifiers.items():
         if values:
             conditions.append(one_of(session, getattr(t.Customer, name), values))
     if not conditions:
-        return []
-    found_ids = set(session.scalars(select(t.Customer.user_id).where(t.Customer.org_id == org_id,
-                                                                     or_(*conditions))))
-    rows: dict[int, Any] = {}
-    wanted = found_ids
+        return [], set()
     table = t.Customer.__table__.c
+    # Who the keys name, without locking: with skip_locked, what it finds and the locked read does not
+    # is held by another transaction.
+    found = {row.user_id: row for row in session.execute(
+        select(table.user_id, table.mobile, table.email, table.external_id)
+        .where(table.org_id == org_id, or_(*conditions)))}
+    rows: dict[int, Any] = {}
+    busy: set[int] = set()
+    wanted = set(found)
     columns = [table[name] for name in _LOADED]
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
@@ -84,15 +108,36 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
                               .where(one_of(session, table.user_id, wanted), table.org_id == org_id)
                               .order_by(table.user_id))
         if lock and is_postgres(session):
-            query = query.with_for_update()
+            query = query.with_for_update(skip_locked=skip_locked)
         for row in session.execute(query):
             rows[row.user_id] = row
+        busy |= {uid for uid in wanted if uid not in rows}
         # Follow merge chains (a victim's identifier leads to its survivor).
-        wanted = {r.merged_into for r in rows.values() if r.merged_into and r.merged_into not in rows}
+        wanted = {r.merged_into for r in rows.values()
+                  if r.merged_into and r.merged_into not in rows and r.merged_into not in busy}
     states = {uid: _state(row) for uid, row in rows.items()}
     if states and with_fields:
         _attach_fields(session, states)
-    return list(states.values())
+    return list(states.values()), _keys_leading_to(busy, found, rows)
+
+
+def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]) -> set[LookupKey]:
+    """The lookup keys of busy customers, and of merged victims whose chain leads to one."""
+    if not busy:
+        return set()
+    busy = set(busy)
+    grew = True
+    while grew:
+        victims = {uid for uid, r in rows.items() if r.merged_into in busy and uid not in busy}
+        busy |= victims
+        grew = bool(victims)
+    keys: set[LookupKey] = set()
+    for uid in busy:
+        keys.add(("user_id", uid))
+        row = found.get(uid) or rows.get(uid)
+        if row is not None:
+            keys.update((name, getattr(row, name)) for name in IDENTIFIERS if getattr(row, name))
+    return keys
 
 
 def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:

@@ -14,6 +14,7 @@ def _outcome() -> BatchOutcome:
     outcome = BatchOutcome()
     outcome.outcomes = [("r1", 1, "applied", 1000), ("r2", 1, "applied", 1000), ("r3", 1, "applied", 1003),
                         ("r4", 1, "duplicate", 1000), ("r5", 1, "conflict", 409)]
+    outcome.deferred = [{"request_id": "r6"}]
     return outcome
 
 
@@ -25,7 +26,8 @@ def test_a_batch_is_one_info_line_with_how_its_commands_ended(caplog: pytest.Log
     with caplog.at_level(logging.INFO, logger="customer_updates.worker"):
         _log_outcomes(_outcome(), 0.1234)
     [batch] = _lines(caplog, "batch")
-    assert (batch.commands, batch.applied, batch.failed, batch.duplicate, batch.conflict) == (5, 2, 1, 1, 1)  # type: ignore[attr-defined]
+    assert (batch.commands, batch.applied, batch.failed, batch.duplicate, batch.conflict,  # type: ignore[attr-defined]
+            batch.deferred) == (5, 2, 1, 1, 1, 1)  # type: ignore[attr-defined]
     assert batch.duration_ms == 123.4  # type: ignore[attr-defined]
 
 
