@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
@@ -75,5 +75,6 @@ def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.Ou
     insert_rows(session, t.AuditEntry, audit)
     done = [row["outbox_id"] for row in ledger]
     if done:
-        session.execute(update(t.OutboxEntry).where(one_of(session, t.OutboxEntry.id, done)).values(done_at=now))
+        outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]  # no ORM bulk UPDATE (records.py)
+        session.execute(update(outbox).where(one_of(session, outbox.c.id, done)).values(done_at=now))
     return len(done)

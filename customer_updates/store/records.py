@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
@@ -57,7 +57,10 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 def mark_published(session: Session, ids: list[int], now: datetime) -> None:
     if ids:
-        session.execute(update(t.OutboxEntry).where(one_of(session, t.OutboxEntry.id, ids)).values(published_at=now))
+        # The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call
+        # to keep an identity map in step that holds no outbox rows here.
+        outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
+        session.execute(update(outbox).where(one_of(session, outbox.c.id, ids)).values(published_at=now))
 
 
 def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,
