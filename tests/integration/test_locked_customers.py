@@ -137,7 +137,7 @@ def test_set_aside_commands_go_with_the_next_chunk_and_the_last_ones_wait(pg_url
         worker.join(30)
 
     # held: set aside, tried again with the next chunk (still held), then waited for on its own.
-    assert [(r.commands, r.deferred) for r in caplog.records  # type: ignore[attr-defined]
+    assert [(r.commands, r.deferred) for r in caplog.records
             if r.getMessage() == "batch"] == [(0, 1), (1, 1), (1, 0)]
     with session_scope(pg_url) as session:
         assert session.scalar(select(t.Customer.lastname).where(t.Customer.mobile == HELD)) == "Last"

@@ -350,6 +350,7 @@ def test_control_characters_make_an_email_malformed_and_a_field_value_invalid():
 
 
 def _date_by_formats_only(text: str) -> str | None:
+    text = text.strip()
     for fmt in fields._DATE_FORMATS:
         try:
             return datetime.strptime(text[:19] if "T" in fmt else text, fmt).strftime("%Y-%m-%d")
