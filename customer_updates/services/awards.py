@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
 from customer_updates.rules.directory import Directory
 from customer_updates.rules.side_effects import apply_award
 from customer_updates.store import customers as customer_store
+from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
 from customer_updates.store.sql import insert_rows, is_postgres, one_of
 
@@ -74,7 +75,5 @@ def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.Ou
     insert_rows(session, t.PointsLedger, ledger)
     insert_rows(session, t.AuditEntry, audit)
     done = [row["outbox_id"] for row in ledger]
-    if done:
-        outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]  # no ORM bulk UPDATE (records.py)
-        session.execute(update(outbox).where(one_of(session, outbox.c.id, done)).values(done_at=now))
+    records.mark_done(session, done, now)
     return len(done)

@@ -56,11 +56,20 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def mark_published(session: Session, ids: list[int], now: datetime) -> None:
+    _set_on_outbox(session, ids, published_at=now)
+
+
+def mark_done(session: Session, ids: list[int], now: datetime) -> None:
+    """Awards carried out (in the awards' own transaction)."""
+    _set_on_outbox(session, ids, done_at=now)
+
+
+def _set_on_outbox(session: Session, ids: list[int], **values: datetime) -> None:
     if ids:
         # The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call
         # to keep an identity map in step that holds no outbox rows here.
         outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
-        session.execute(update(outbox).where(one_of(session, outbox.c.id, ids)).values(published_at=now))
+        session.execute(update(outbox).where(one_of(session, outbox.c.id, ids)).values(**values))
 
 
 def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,
