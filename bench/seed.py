@@ -2,7 +2,8 @@
 
 Customers are laid out by index so that the workload can aim at each kind of update:
 
-  [0, 80%)     full profiles (mobile, email, names): plain updates find them by mobile
+  [0, 80%)     full profiles (mobile, email, names, two custom and three extended fields, an SMS
+               subscription): plain updates find them by mobile
   [80%, 90%)   no email yet: identifier fills
   [90%, 100%)  pairs: even index has a mobile and no email (survivor), odd index only an email (victim),
                so `{"mobile": even, "email": odd}` merges the odd customer into the even one
@@ -24,6 +25,7 @@ from customer_updates.models.orgfile import OrgSpec
 from customer_updates.store.db import dispose_engines, get_engine, session_scope
 from customer_updates.store.migrate import upgrade
 from customer_updates.store.orgs import load_org
+from customer_updates.store.sql import insert_rows
 
 ORG_ID = 7
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -91,27 +93,55 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
     with session_scope(url) as session:
         load_org(session, OrgSpec.model_validate(BENCH_ORG))
     registered = datetime(2020, 1, 1)
-    engine = get_engine(url)
     for start in range(0, layout.customers, chunk):
         rows: list[dict[str, Any]] = []
         ref_rows: list[dict[str, Any]] = []
+        field_rows: list[dict[str, Any]] = []
+        sub_rows: list[dict[str, Any]] = []
         for i in range(start, min(layout.customers, start + chunk)):
             mobile, email = layout.identifiers(i)
-            rows.append({"org_id": ORG_ID, "mobile": mobile, "email": email, "firstname": f"First{i}",
-                         "lastname": f"Last{i}", "registered_on": registered, "type": "LOYALTY",
-                         "fraud_status": "NONE", "loyalty_points": 0, "lifetime_points": 0,
+            full = i < layout.full_end
+            rows.append({"user_id": i + 1, "org_id": ORG_ID, "mobile": mobile, "email": email,
+                         "firstname": f"First{i}", "lastname": f"Last{i}", "registered_on": registered,
+                         "type": "LOYALTY", "fraud_status": "NONE", "loyalty_points": 0, "lifetime_points": 0,
                          "lifetime_purchases": 0, "points_summaries": [], "stamps": {},
                          # Profile completion was awarded long ago to full profiles, as in a live org.
-                         "fired": ["profile_completion"] if i < layout.full_end else [],
+                         "fired": ["profile_completion"] if full else [],
                          "active": True, "updated_on": registered})
-            ref_rows.append({"mobile": mobile, "email": email, "firstname": f"First{i}", "lastname": f"Last{i}"})
-        with engine.begin() as conn:
-            conn.execute(insert(t.Customer), rows)
-            conn.execute(insert(reference.RefCustomer), ref_rows)
+            custom, extended, subscribed = profile_fields(i) if full else ({}, {}, [])
+            field_rows += [{"user_id": i + 1, "kind": "custom", "name": name, "value": value,
+                            "issued_at": registered} for name, value in custom.items()]
+            field_rows += [{"user_id": i + 1, "kind": "extended", "name": name, "value": value,
+                            "issued_at": registered} for name, value in extended.items()]
+            sub_rows += [{"user_id": i + 1, "channel": channel, "priority": priority, "scope": "ALL", "status": 1,
+                          "issued_at": registered} for channel, priority in subscribed]
+            ref_rows.append({"mobile": mobile, "email": email, "firstname": f"First{i}", "lastname": f"Last{i}",
+                             "custom_fields": custom or None, "extended_fields": extended or None,
+                             "subscriptions": {f"{c}:{p}": "1" for c, p in subscribed} or None})
+        with session_scope(url) as session:
+            session.execute(insert(t.Customer), rows)
+            insert_rows(session, t.CustomerField, field_rows)
+            insert_rows(session, t.Subscription, sub_rows)
+            session.execute(insert(reference.RefCustomer), ref_rows)
+    engine = get_engine(url)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # Explicit user_ids do not advance the sequence; then statistics for every table, as a live
+            # database has them (autoanalyze would wait a minute, longer than a run).
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
+                              "(SELECT MAX(user_id) FROM customers))"))
             conn.execute(text("ANALYZE"))
     dispose_engines()
+
+
+def profile_fields(i: int) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]]]:
+    """What a full profile holds from before the run, as in a live org: custom and extended fields and a
+    subscription. Without them the fields table started empty, and its statistics (taken at seeding) said
+    so for the whole run: PostgreSQL then read the whole table for each batch's fields."""
+    custom = {"favourite_drink": ("tea", "coffee", "juice")[i % 3], "postcode": f"{400000 + i % 500000}"}
+    extended = {"city": ("Mumbai", "Surat", "Agra")[i % 3], "kids": str(i % 4),
+                "dob": f"19{70 + i % 25}-0{1 + i % 9}-1{i % 9}"}
+    return custom, extended, [("SMS", "TRANS")]
 
 
 def drop_database(db: str, url: str) -> None:
