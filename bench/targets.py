@@ -66,11 +66,19 @@ class CustomerUpdates:
         return len({u.request_id for u in updates})  # a duplicate is answered, not recorded again
 
     def done(self, request_ids: list[str]) -> set[str]:
-        """Which results a producer can read now (the worker writes them after commit)."""
+        """Which results a producer can read now (the worker writes them after commit).
+
+        One EXISTS of all the keys first: the poller asks for the oldest waiting chunk every few
+        milliseconds and mostly finds none or all of it done. A pipeline of an EXISTS per key each time
+        took about a fifth of a core (bench process and Redis) from the two cores the worker runs on."""
+        keys = [mailbox.result_key(ORG_ID, rid) for rid in request_ids]
+        found = int(self.redis.exists(*keys)) if keys else 0
+        if found in (0, len(keys)):
+            return set(request_ids) if found else set()
         pipe = self.redis.pipeline(transaction=False)
-        for rid in request_ids:
-            pipe.exists(mailbox.result_key(ORG_ID, rid))
-        return {rid for rid, found in zip(request_ids, pipe.execute(), strict=True) if found}
+        for key in keys:
+            pipe.exists(key)
+        return {rid for rid, one in zip(request_ids, pipe.execute(), strict=True) if one}
 
     def close(self) -> None:
         self.engine.dispose()
