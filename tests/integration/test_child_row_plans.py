@@ -38,15 +38,12 @@ def _generic_plan(url: str, query: Any, ids: list[int]) -> str:
     """The plan PostgreSQL would keep for the prepared statement, whatever the parameters."""
     sql = str(query.compile(dialect=postgresql.psycopg.dialect())).replace("%(param_1)s", "$1")
     with get_engine(url).connect() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        with raw.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_generic_plan")
-            cursor.execute(f"PREPARE lookup(bigint[]) AS {sql}")
-            cursor.execute(f"EXPLAIN EXECUTE lookup('{{{','.join(map(str, ids))}}}')")
-            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
-            cursor.execute("DEALLOCATE lookup")
-            cursor.execute("RESET plan_cache_mode")
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        conn.exec_driver_sql(f"PREPARE lookup(bigint[]) AS {sql}")
+        rows = conn.exec_driver_sql(f"EXPLAIN EXECUTE lookup('{{{','.join(map(str, ids))}}}')").all()
+        plan = "\n".join(str(row[0]) for row in rows)
+        conn.exec_driver_sql("DEALLOCATE lookup")
+        conn.exec_driver_sql("RESET plan_cache_mode")
     return plan
 
 
