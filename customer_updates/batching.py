@@ -55,9 +55,43 @@ class PacedBatches:
     _consumer: Any = None
     _message_size: float | None = None  # moving average of commands per message
 
+    _waiting = 0  # commands in the buffer and held back, as counted on arrival
+    _check_due = False
+
     def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
         self._consumer = consumer
-        return super().Strategy(task, app, consumer)  # type: ignore[misc]
+        handle = super().Strategy(task, app, consumer)  # type: ignore[misc]
+
+        def on_message(*args: Any, **kwargs: Any) -> Any:
+            returned = handle(*args, **kwargs)
+            self.message_buffered()
+            return returned
+
+        return on_message
+
+    def message_buffered(self) -> None:
+        """A message just went into the buffer: count its commands, and apply what waits without waiting for
+        the flush timer once it is worth a batch of its own (`worker_flush_at_commands`) and a pool process
+        is free. A hundred-update message waited for the timer's next tick (10 ms on average, up to
+        `worker_flush_interval`) while a pool process idled; one-update messages still gather for it.
+        The check runs after the current delivery, not at once: the transport hands over up to
+        `worker_fetch_batch` messages in one go, and the first of them alone would make a small batch."""
+        queued = getattr(self._buffer, "queue", None)
+        if queued:
+            self._waiting += _commands_in(queued[-1])
+        if self._check_due or self._waiting < get_settings().worker_flush_at_commands:
+            return
+        hub = getattr(self._consumer, "hub", None)
+        if hub is None:
+            self._flush_if_free()
+            return
+        self._check_due = True
+        hub.call_soon(self._flush_if_free)
+
+    def _flush_if_free(self) -> None:
+        self._check_due = False
+        if not self._pool_busy():
+            self._do_flush()
 
     def _pool_busy(self) -> bool:
         pool = getattr(self, "_pool", None)
@@ -108,6 +142,7 @@ class PacedBatches:
                 break
             taken, size = taken + 1, size + count
         self._held = waiting[taken:]
+        self._waiting = sum(count for _, count in self._held)
         for request, _ in waiting[:taken]:
             self._buffer.put(request)
         super()._do_flush()  # type: ignore[misc]

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     worker_flush_interval: float = Field(
         0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."
     )
+    worker_flush_at_commands: int = Field(
+        100, description="Commands that make a consumer-side batch worth applying at once when a pool process "
+        "is free, without waiting for worker_flush_interval (a hundred-update message goes at once)."
+    )
     worker_flush_every: int = Field(
         512, description="Messages that make a consumer-side batch full (applied at once, in transactions of "
         "at most worker_batch_size commands). At most worker_prefetch_max x concurrency are reserved."

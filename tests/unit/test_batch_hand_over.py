@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from customer_updates import task_events
-from customer_updates.batching import HandsOverRequest
+from customer_updates.batching import HandsOverRequest, PacedBatches
 from customer_updates.task_events import BatchEvents, slim
 
 
@@ -96,3 +97,82 @@ def test_a_failed_hand_over_still_acknowledges_and_leaves_the_batch_to_the_flush
 
     assert order == ["ack"]
     assert "batch not handed over" in caplog.text
+
+
+class _Hub:
+    def __init__(self) -> None:
+        self.soon: list[Any] = []
+
+    def call_soon(self, callback: Any) -> None:
+        self.soon.append(callback)
+
+    def run(self) -> None:
+        waiting, self.soon = self.soon, []
+        for callback in waiting:
+            callback()
+
+
+class _Buffered:
+    """What celery-batches' strategy does with a message: its request goes into the buffer."""
+
+    def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
+        return lambda request: self._buffer.put(request)  # type: ignore[attr-defined]
+
+
+class _ArrivalBatches(PacedBatches, _Buffered):
+    def __init__(self, busy: bool = False) -> None:
+        self._buffer = queue.Queue()
+        self.flushes = 0
+        self.busy = busy
+
+    def _pool_busy(self) -> bool:
+        return self.busy
+
+    def _do_flush(self) -> None:
+        self.flushes += 1
+
+
+def _message(commands: int) -> Any:
+    return SimpleNamespace(kwargs={"commands": [{"request_id": f"r{n}"} for n in range(commands)]})
+
+
+def _receiving(batches: _ArrivalBatches, hub: _Hub) -> Any:
+    return batches.Strategy(None, None, SimpleNamespace(hub=hub))
+
+
+def test_a_hundred_update_message_goes_to_a_free_pool_process_once_its_delivery_is_over():
+    hub = _Hub()
+    batches = _ArrivalBatches()
+    receive = _receiving(batches, hub)
+
+    receive(_message(100))
+    receive(_message(100))  # the same delivery: one check for both
+    assert batches.flushes == 0 and len(hub.soon) == 1
+    hub.run()
+
+    assert batches.flushes == 1
+
+
+def test_one_update_messages_wait_for_the_flush_timer_until_they_make_a_batch():
+    hub = _Hub()
+    batches = _ArrivalBatches()
+    receive = _receiving(batches, hub)
+
+    for _ in range(99):
+        receive(_message(1))
+    assert hub.soon == []
+    receive(_message(1))
+    hub.run()
+
+    assert batches.flushes == 1
+
+
+def test_messages_arriving_while_every_pool_process_is_busy_wait_for_one_to_return():
+    hub = _Hub()
+    batches = _ArrivalBatches(busy=True)
+    receive = _receiving(batches, hub)
+
+    receive(_message(100))
+    hub.run()
+
+    assert batches.flushes == 0
