@@ -65,11 +65,20 @@ def mark_done(session: Session, ids: list[int], now: datetime) -> None:
 
 
 def _set_on_outbox(session: Session, ids: list[int], **values: datetime) -> None:
-    if ids:
-        # The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call
-        # to keep an identity map in step that holds no outbox rows here.
-        outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
-        session.execute(update(outbox).where(one_of(session, outbox.c.id, ids)).values(**values))
+    if not ids:
+        return
+    # The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call
+    # to keep an identity map in step that holds no outbox rows here.
+    outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
+    rows = one_of(session, outbox.c.id, ids)
+    if is_postgres(session):
+        # Locked in id order first, as the awards lock them: an UPDATE locks rows in the order its plan
+        # visits them (their place in the table). A batch's award task starts while the batch marks its
+        # rows published; the two took the same award rows in opposite orders about once a bench run, and
+        # PostgreSQL took deadlock_timeout (1 s) to notice and fail one, with every batch waiting behind.
+        locked = select(outbox.c.id).where(rows).order_by(outbox.c.id).with_for_update()
+        rows = outbox.c.id.in_(locked.scalar_subquery())
+    session.execute(update(outbox).where(rows).values(**values))
 
 
 def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,
