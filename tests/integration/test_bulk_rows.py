@@ -30,3 +30,36 @@ def test_json_text_made_beforehand_is_stored_as_the_same_json_as_the_value(loade
                                  .where(t.AuditEntry.request_id.like("r%"))).all()
     assert len(stored) == count
     assert all(context == CONTEXT for _, context in stored)
+
+
+def _rows_of(model: type[t.Base], count: int) -> list[dict[str, object]]:
+    """Rows as the worker appends them, with every kind of column value (and None where allowed)."""
+    if model is t.CommandRecord:
+        return [{"org_id": 1, "request_id": f"c{i}", "payload_hash": "ab" * 32, "batch_id": None if i % 2 else "b",
+                 "position": i if i % 2 else None, "success": i % 3 == 0, "code": 1000 + i,
+                 "result": jsontext.dumped({"n": i}), "created_at": WHEN} for i in range(count)]
+    if model is t.OutboxEntry:
+        return [{"id": 10_000 + i, "org_id": 1, "user_id": 2**40 + i, "kind": "award", "payload": {"points": i},
+                 "created_at": WHEN} for i in range(count)]
+    if model is t.PointsLedger:
+        return [{"org_id": 1, "user_id": 2**40 + i, "points": -i, "reason": "first_fill", "outbox_id": None,
+                 "created_at": WHEN} for i in range(count)]
+    if model is t.Merge:
+        return [{"org_id": 1, "survivor_id": 5, "victim_id": 100 + i, "identifier": "email", "request_id": None,
+                 "user_context": None, "snapshot": {"points": i, "names": ["ü", 'q"']}, "created_at": WHEN}
+                for i in range(count)]
+    raise AssertionError(model)
+
+
+@pytest.mark.parametrize("model", [t.CommandRecord, t.OutboxEntry, t.PointsLedger, t.Merge],
+                         ids=lambda m: m.__tablename__)
+def test_rows_appended_in_bulk_read_back_as_they_were_written(loaded_db, model):
+    rows = _rows_of(model, 20)
+    with session_scope(loaded_db) as session:
+        insert_rows(session, model, rows)
+
+    table = model.__table__
+    with session_scope(loaded_db) as session:
+        stored = [dict(r._mapping) for r in session.execute(select(*(table.c[name] for name in rows[0])))]
+    written = [{k: v.value if isinstance(v, jsontext.Dumped) else v for k, v in row.items()} for row in rows]
+    assert sorted(stored, key=repr) == sorted(written, key=repr)  # the same columns in the same order
