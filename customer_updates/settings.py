@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     )
     worker_gc_threshold: int = Field(
         50_000, description="Allocations between two young-generation garbage collections in a worker "
-        "process, with a full collection after each batch (Python's default is 700; a batch allocates hundreds "
-        "of thousands of short-lived objects; bench/: 0.61 -> 0.55 CPU ms/update). 0 keeps Python's default."
+        "process, with a collection of the young generations after each batch and a full one every 100 "
+        "batches (Python's default is 700; a batch allocates hundreds of thousands of short-lived objects; "
+        "bench/: 0.61 -> 0.55 CPU ms/update). 0 keeps Python's default."
     )
     org_cache_seconds: float = Field(30.0, description="How long a worker process caches an org's configuration.")
     producer_message_size: int = Field(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 from celery_batches import Batches, SimpleRequest
@@ -17,7 +16,7 @@ from customer_updates.store.db import session_scope
 from customer_updates.store.records import purge_records, retention_cutoff
 from customer_updates.task_events import BatchEvents
 from customer_updates.wire import send_apply, send_awards
-from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app
+from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app, collect_after_batch
 
 
 class _ApplyBatches(BatchEvents, PacedBatches, Batches):
@@ -42,9 +41,8 @@ def apply_updates(requests: list[SimpleRequest]) -> None:
         handle.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
     finally:
         if rt.settings.worker_gc_threshold > 0:
-            # With rare automatic collections (worker.tune_gc) the cycles a batch leaves would pile up;
-            # between batches little is alive, so a full collection is quick and keeps memory flat.
-            gc.collect()
+            # With rare automatic collections (worker.tune_gc) the cycles a batch leaves would pile up.
+            collect_after_batch()
 
 
 @app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=_AfterBatches)

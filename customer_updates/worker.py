@@ -104,3 +104,23 @@ def tune_gc(threshold: int) -> None:
         gc.freeze()
         _, second, third = gc.get_threshold()
         gc.set_threshold(threshold, second, third)
+
+
+# A batch's reference cycles are young when it ends: a collection of the two young generations (0.1 ms)
+# finds them. A full one also walks the objects a pool process made since the fork and keeps (compiled
+# statements, adapters, pooled connections: some 7,000): it took 2.6 to 5.5 ms after each batch of 100
+# updates, with nothing more to free. It runs every FULL_COLLECTION_EVERY batches instead.
+FULL_COLLECTION_EVERY = 100
+_batches_since_full = 0
+
+
+def collect_after_batch() -> None:
+    """Free the cycles a batch left (the automatic collections are rare, see `tune_gc`)."""
+    global _batches_since_full
+    _batches_since_full += 1
+    if _batches_since_full >= FULL_COLLECTION_EVERY:
+        _batches_since_full = 0
+        gc.collect()
+    else:
+        gc.collect(1)
+

@@ -41,3 +41,43 @@ def test_the_reservation_is_shared_by_the_pool_processes():
 
 def test_each_pool_process_keeps_at_least_two_batches_reserved():
     assert reserved_per_process(4000, processes=8, batch_size=500) == 1000
+
+
+def test_batches_end_with_a_young_collection_and_every_hundredth_with_a_full_one(monkeypatch):
+    from customer_updates import worker
+
+    generations: list[int] = []
+
+    def collect(generation: int = 2) -> int:
+        generations.append(generation)
+        return 0
+
+    monkeypatch.setattr(worker.gc, "collect", collect)
+    monkeypatch.setattr(worker, "_batches_since_full", 0)
+    for _ in range(2 * worker.FULL_COLLECTION_EVERY):
+        worker.collect_after_batch()
+    assert len(generations) == 2 * worker.FULL_COLLECTION_EVERY
+    assert [i for i, g in enumerate(generations) if g == 2] == [worker.FULL_COLLECTION_EVERY - 1,
+                                                                2 * worker.FULL_COLLECTION_EVERY - 1]
+    assert set(generations) == {1, 2}
+
+
+def test_a_batch_leaves_no_reference_cycle_behind_after_its_collection():
+    import gc
+    import weakref
+
+    from customer_updates import worker
+
+    class Node:
+        pass
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # type: ignore[attr-defined]
+    gone = weakref.ref(a)
+    del a, b
+    gc.disable()  # no automatic collection may do the work
+    try:
+        worker.collect_after_batch()
+    finally:
+        gc.enable()
+    assert gone() is None
