@@ -6,10 +6,11 @@ one transaction: a task and a commit per award cost more than the award itself.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
@@ -18,7 +19,7 @@ from customer_updates.rules.side_effects import apply_award
 from customer_updates.store import customers as customer_store
 from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
-from customer_updates.store.sql import insert_rows, is_postgres, one_of
+from customer_updates.store.sql import in_param, insert_rows, is_postgres
 
 
 def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: datetime) -> int:
@@ -28,13 +29,7 @@ def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: dat
     award transaction) and checked for `done_at`, and the ledger's unique outbox_id refuses a second
     entry even if that check were bypassed.
     """
-    query = (select(t.OutboxEntry)
-             .where(one_of(session, t.OutboxEntry.id, outbox_ids), t.OutboxEntry.kind == "award",
-                    t.OutboxEntry.done_at.is_(None))
-             .order_by(t.OutboxEntry.id))
-    if is_postgres(session):
-        query = query.with_for_update()
-    entries = list(session.scalars(query))
+    entries = list(session.scalars(_awards_statement(is_postgres(session)), {"ids": outbox_ids}))
     by_org: dict[int, list[t.OutboxEntry]] = {}
     for entry in entries:
         by_org.setdefault(entry.org_id, []).append(entry)
@@ -42,6 +37,16 @@ def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: dat
     for org_id, org_entries in by_org.items():
         applied += _award_org(session, orgs, org_id, org_entries, now)
     return applied
+
+
+@functools.cache
+def _awards_statement(postgres: bool) -> Select[t.OutboxEntry]:
+    """The award rows of :ids not done yet, in id order (locked on PostgreSQL); made once per process."""
+    query = (select(t.OutboxEntry)
+             .where(in_param(t.OutboxEntry.id, "ids", postgres), t.OutboxEntry.kind == "award",
+                    t.OutboxEntry.done_at.is_(None))
+             .order_by(t.OutboxEntry.id))
+    return query.with_for_update() if postgres else query
 
 
 def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.OutboxEntry],

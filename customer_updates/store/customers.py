@@ -6,6 +6,7 @@ round trips, not SQL, are what limit a worker (see bench/README.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, FieldValue, SubscriptionState
-from customer_updates.store.sql import dialect_insert, is_postgres, one_of, rows_of, update_rows, upsert_rows
+from customer_updates.store.sql import dialect_insert, in_param, is_postgres, rows_of, update_rows, upsert_rows
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -86,30 +87,22 @@ def load_unlocked_customers(session: Session, org_id: int, ids: Iterable[int],
 
 def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]], lock: bool,
           skip_locked: bool, with_fields: bool) -> tuple[list[CustomerState], set[LookupKey]]:
-    conditions = [one_of(session, t.Customer.user_id, set(ids))] if ids else []
-    for name, values in identifiers.items():
-        if values:
-            conditions.append(one_of(session, getattr(t.Customer, name), values))
-    if not conditions:
+    wanted_by: dict[str, set[Any]] = {"user_id": set(ids), **identifiers}
+    keys = tuple(name for name, values in wanted_by.items() if values)
+    if not keys:
         return [], set()
-    table = t.Customer.__table__.c
+    postgres = is_postgres(session)
     # Who the keys name, without locking: with skip_locked, what it finds and the locked read does not
     # is held by another transaction.
     found = {row.user_id: row for row in session.execute(
-        select(table.user_id, table.mobile, table.email, table.external_id)
-        .where(table.org_id == org_id, or_(*conditions))).all()}
+        _who_statement(keys, postgres), {"org_id": org_id, **{name: list(wanted_by[name]) for name in keys}})}
     rows: dict[int, Any] = {}
     busy: set[int] = set()
     wanted = set(found)
-    columns = [table[name] for name in _LOADED]
+    locked_read = _customers_statement(postgres, lock and postgres, skip_locked)
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
-        query: Select[Any] = (select(*columns)
-                              .where(one_of(session, table.user_id, wanted), table.org_id == org_id)
-                              .order_by(table.user_id))
-        if lock and is_postgres(session):
-            query = query.with_for_update(skip_locked=skip_locked)
-        for row in session.execute(query).all():
+        for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}):
             rows[row.user_id] = row
         busy |= {uid for uid in wanted if uid not in rows}
         # Follow merge chains (a victim's identifier leads to its survivor).
@@ -119,6 +112,26 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
     if states and with_fields:
         _attach_fields(session, states)
     return list(states.values()), _keys_leading_to(busy, found, rows)
+
+
+# The statements of a load are made once per process and shape: building a statement and its cache key
+# cost more CPU than running it (store/sql.child_rows_statement).
+@functools.cache
+def _who_statement(keys: tuple[str, ...], postgres: bool) -> Select[Any]:
+    """Customers of :org_id whom one of the lists named by `keys` (user_id or identifiers) names."""
+    table = t.Customer.__table__.c
+    return (select(table.user_id, table.mobile, table.email, table.external_id)
+            .where(table.org_id == bindparam("org_id"), or_(*(in_param(table[name], name, postgres) for name in keys))))
+
+
+@functools.cache
+def _customers_statement(postgres: bool, lock: bool, skip_locked: bool) -> Select[Any]:
+    """The rows of the customers of :org_id in :ids, locked in user_id order with `lock`."""
+    table = t.Customer.__table__.c
+    query: Select[Any] = (select(*(table[name] for name in _LOADED))
+                          .where(in_param(table.user_id, "ids", postgres), table.org_id == bindparam("org_id"))
+                          .order_by(table.user_id))
+    return query.with_for_update(skip_locked=skip_locked) if lock else query
 
 
 def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]) -> set[LookupKey]:
@@ -145,15 +158,14 @@ def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:
     # by attribute took 9.2 ms for 3,000 rows in a micro-benchmark, this 5.0 ms).
     ids = list(states)
     fields = t.CustomerField.__table__.c
-    for user_id, kind, name, value, issued_at in session.execute(rows_of(
-            session, fields.user_id, (fields.user_id, fields.kind, fields.name, fields.value, fields.issued_at),
-            ids)).all():
+    for user_id, kind, name, value, issued_at in rows_of(
+            session, fields.user_id, (fields.user_id, fields.kind, fields.name, fields.value, fields.issued_at), ids):
         state = states[user_id]
         (state.custom if kind == "custom" else state.extended)[name] = FieldValue(value, issued_at)
     subs = t.Subscription.__table__.c
-    for user_id, channel, priority, scope, status, issued_at in session.execute(rows_of(
+    for user_id, channel, priority, scope, status, issued_at in rows_of(
             session, subs.user_id, (subs.user_id, subs.channel, subs.priority, subs.scope, subs.status,
-                                    subs.issued_at), ids)).all():
+                                    subs.issued_at), ids):
         states[user_id].subscriptions[(channel, priority)] = SubscriptionState(status, scope, issued_at)
 
 

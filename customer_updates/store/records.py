@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.store.sql import dialect_insert, insert_rows, is_postgres, next_ids, one_of
+from customer_updates.store.sql import dialect_insert, in_param, insert_rows, is_postgres, next_ids
 
 
-def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], t.CommandRecord]:
-    if not keys:
-        return {}
+def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
+    """The stored records of these (org_id, request_id) keys: rows with org_id, request_id, payload_hash and
+    result."""
     by_org: dict[int, list[str]] = {}
     for org_id, request_id in keys:
         by_org.setdefault(org_id, []).append(request_id)
-    condition = or_(*(and_(t.CommandRecord.org_id == org, one_of(session, t.CommandRecord.request_id, ids))
-                      for org, ids in by_org.items()))
-    rows = session.scalars(select(t.CommandRecord).where(condition))
-    return {(r.org_id, r.request_id): r for r in rows}
+    statement = _records_statement(is_postgres(session))
+    return {(r.org_id, r.request_id): r for org_id, request_ids in by_org.items()
+            for r in session.execute(statement, {"org_id": org_id, "request_ids": request_ids})}
+
+
+@functools.cache
+def _records_statement(postgres: bool) -> Select[Any]:
+    # Made once per process (store/sql.child_rows_statement); plain rows, the identity map is no use here.
+    records = t.CommandRecord.__table__.c
+    return (select(records.org_id, records.request_id, records.payload_hash, records.result)
+            .where(records.org_id == bindparam("org_id"), in_param(records.request_id, "request_ids", postgres)))
 
 
 def read_record(session: Session, org_id: int, request_id: str) -> t.CommandRecord | None:
@@ -67,18 +75,26 @@ def mark_done(session: Session, ids: list[int], now: datetime) -> None:
 def _set_on_outbox(session: Session, ids: list[int], **values: datetime) -> None:
     if not ids:
         return
-    # The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call
-    # to keep an identity map in step that holds no outbox rows here.
+    (column, when), = values.items()
+    session.execute(_outbox_update(is_postgres(session), column), {"ids": ids, "when": when})
+
+
+@functools.cache
+def _outbox_update(postgres: bool, column: str) -> Update:
+    """`UPDATE outbox SET column = :when WHERE id IN :ids`, made once per process.
+
+    The table, not the mapped class: the ORM's bulk UPDATE adds RETURNING and Python work per call to keep
+    an identity map in step that holds no outbox rows here."""
     outbox: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
-    rows = one_of(session, outbox.c.id, ids)
-    if is_postgres(session):
+    rows = in_param(outbox.c.id, "ids", postgres)
+    if postgres:
         # Locked in id order first, as the awards lock them: an UPDATE locks rows in the order its plan
         # visits them (their place in the table). A batch's award task starts while the batch marks its
         # rows published; the two took the same award rows in opposite orders (in 6 of 35 bench runs), and
         # PostgreSQL took deadlock_timeout (1 s) to notice and fail one, with every batch waiting behind.
         locked = select(outbox.c.id).where(rows).order_by(outbox.c.id).with_for_update()
         rows = outbox.c.id.in_(locked.scalar_subquery())
-    session.execute(update(outbox).where(rows).values(**values))
+    return update(outbox).where(rows).values({column: bindparam("when")})
 
 
 def unpublished(session: Session, older_than: datetime, award_stuck_before: datetime,

@@ -32,34 +32,40 @@ def dialect_insert(session: Session) -> Any:
     return pg_insert if is_postgres(session) else sqlite_insert
 
 
-def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter whatever the count."""
-    values = list(values)
-    if is_postgres(session):
-        return column == any_(_array(column, values))
-    return column.in_(values)
+def in_param(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """`column IN (:name)` for a statement made once and run with any list: on PostgreSQL
+    `column = ANY(:name)` (one array parameter), elsewhere an expanding IN."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
-def rows_of(session: Session, key: Any, columns: Sequence[Any], values: Iterable[Any]) -> Select[Any]:
-    """`SELECT columns WHERE key IN (values)` for a child table looked up by its parent's ids.
-
-    On PostgreSQL each id is looked up on its own (`unnest(:array)` joined LATERAL), so the plan is an
-    index lookup per id whatever the table's statistics say. After a few executions PostgreSQL may plan a
-    prepared statement once for any parameters, from the statistics it has then: with `= ANY(:array)` on a
-    table that looked small (a new org's subscriptions) that plan compared every row with every one of 500
-    ids (50 ms a batch); joined to the unnested array, with statistics taken while the table was empty,
-    it read the whole table for each batch (9 ms at 60,000 rows)."""
+def rows_of(session: Session, key: Any, columns: Sequence[Any], values: Iterable[Any]) -> Sequence[Any]:
+    """The rows of `SELECT columns WHERE key IN (values)` for a child table looked up by its parents' ids,
+    each row once however often its id is given. On PostgreSQL with `child_rows_statement`."""
     values = list(dict.fromkeys(values))  # each row once, as IN gives it
     if not is_postgres(session):
-        return select(*columns).where(key.in_(values))
-    wanted = select(func.unnest(_array(key, values)).label("id")).subquery("wanted")
+        return session.execute(select(*columns).where(key.in_(values))).all()
+    return session.execute(child_rows_statement(key, tuple(columns)), {"ids": values}).all()
+
+
+@functools.cache
+def child_rows_statement(key: Any, columns: tuple[Any, ...]) -> Select[Any]:
+    """PostgreSQL: the rows of a child table whose `key` is in the array parameter `ids`.
+
+    Each id is looked up on its own (`unnest(:ids)` joined LATERAL), so the plan is an index lookup per id
+    whatever the table's statistics say. After a few executions PostgreSQL may plan a prepared statement
+    once for any parameters, from the statistics it has then: with `= ANY(:array)` on a table that looked
+    small (a new org's subscriptions) that plan compared every row with every one of 500 ids (50 ms a
+    batch); joined to the unnested array, with statistics taken while the table was empty, it read the
+    whole table for each batch (9 ms at 60,000 rows).
+
+    Made once per process: building the subquery, the lateral join and their column collections took
+    1.4 ms of CPU per call, more than running it."""
+    wanted = select(func.unnest(bindparam("ids", type_=ARRAY(key.type))).label("id")).subquery("wanted")
     # OFFSET 0 keeps the planner from flattening the subquery into a join it may hash.
     found = select(*columns).where(key == wanted.c.id).offset(literal_column("0")).lateral("found")
     return select(*(found.c[c.name] for c in columns)).select_from(wanted).join(found, true())
-
-
-def _array(column: Any, values: list[Any]) -> Any:
-    return bindparam(None, values, type_=ARRAY(column.type))
 
 
 def next_ids(session: Session, table: str, column: str, count: int) -> list[int]:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from customer_updates.models import tables as t
 from customer_updates.store.db import get_engine, session_scope
-from customer_updates.store.sql import insert_rows, rows_of
+from customer_updates.store.sql import child_rows_statement, insert_rows, rows_of
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5)
 CUSTOMERS = 4_000
@@ -36,7 +36,7 @@ def _fill(url: str) -> None:
 
 def _generic_plan(url: str, query: Any, ids: list[int]) -> str:
     """The plan PostgreSQL would keep for the prepared statement, whatever the parameters."""
-    sql = str(query.compile(dialect=postgresql.psycopg.dialect())).replace("%(param_1)s", "$1")
+    sql = str(query.compile(dialect=postgresql.psycopg.dialect())).replace("%(ids)s", "$1")
     with get_engine(url).connect() as conn:
         conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         conn.exec_driver_sql(f"PREPARE lookup(bigint[]) AS {sql}")
@@ -52,9 +52,8 @@ def test_fields_are_looked_up_by_index_with_statistics_taken_while_the_tables_we
         conn.execute(text("ANALYZE customer_fields, subscriptions"))
     _fill(pg_url)
     fields, subs = t.CustomerField.__table__.c, t.Subscription.__table__.c
-    with session_scope(pg_url) as session:
-        field_query = rows_of(session, fields.user_id, (fields.user_id, fields.name, fields.value), [1])
-        sub_query = rows_of(session, subs.user_id, (subs.user_id, subs.channel, subs.status), [1])
+    field_query = child_rows_statement(fields.user_id, (fields.user_id, fields.name, fields.value))
+    sub_query = child_rows_statement(subs.user_id, (subs.user_id, subs.channel, subs.status))
 
     for table, query in (("customer_fields", field_query), ("subscriptions", sub_query)):
         plan = _generic_plan(pg_url, query, list(range(1, 500)))
@@ -66,6 +65,5 @@ def test_child_rows_of_repeated_ids_come_back_once(pg_url):
     _fill(pg_url)
     fields = t.CustomerField.__table__.c
     with session_scope(pg_url) as session:
-        rows = session.execute(rows_of(session, fields.user_id, (fields.user_id, fields.name),
-                                       [7, 7, 9, 7])).all()
+        rows = rows_of(session, fields.user_id, (fields.user_id, fields.name), [7, 7, 9, 7])
     assert sorted(rows) == sorted((uid, f"f{n}") for uid in (7, 9) for n in range(6))
