@@ -95,14 +95,14 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
     # Who the keys name, without locking: with skip_locked, what it finds and the locked read does not
     # is held by another transaction.
     found = {row.user_id: row for row in session.execute(
-        _who_statement(keys, postgres), {"org_id": org_id, **{name: list(wanted_by[name]) for name in keys}})}
+        _who_statement(keys, postgres), {"org_id": org_id, **{name: list(wanted_by[name]) for name in keys}}).all()}
     rows: dict[int, Any] = {}
     busy: set[int] = set()
     wanted = set(found)
     locked_read = _customers_statement(postgres, lock and postgres, skip_locked)
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
-        for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}):
+        for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}).all():
             rows[row.user_id] = row
         busy |= {uid for uid in wanted if uid not in rows}
         # Follow merge chains (a victim's identifier leads to its survivor).

@@ -21,7 +21,7 @@ def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple
         by_org.setdefault(org_id, []).append(request_id)
     statement = _records_statement(is_postgres(session))
     return {(r.org_id, r.request_id): r for org_id, request_ids in by_org.items()
-            for r in session.execute(statement, {"org_id": org_id, "request_ids": request_ids})}
+            for r in session.execute(statement, {"org_id": org_id, "request_ids": request_ids}).all()}
 
 
 @functools.cache
