@@ -28,9 +28,9 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
 
 from customer_updates import mailbox
+from customer_updates.message_json import loads
 
 log = logging.getLogger("customer_updates.transport")
 

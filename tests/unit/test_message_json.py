@@ -1,0 +1,53 @@
+"""The worker's message decoder gives what kombu's gives, for every text (customer_updates/message_json.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from kombu.utils import json as kombu_json
+
+from customer_updates import message_json
+
+scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+           | st.floats(allow_nan=True, allow_infinity=True) | st.text()
+           | st.sampled_from(["__type__", "__value__", "datetime", "Zoë", "\u2028", "\x00", "\\u005f"]))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8) | st.sampled_from(["__type__", "__value__"]), inner,
+                                        max_size=4), max_leaves=20)
+
+
+def _decoded(text: str | bytes, decode: Any) -> str:
+    try:
+        return repr(decode(text))  # repr: 1, 1.0 and True differ, and so do key orders
+    except Exception as exc:
+        return f"raises {type(exc).__name__}"
+
+
+@given(values, st.booleans(), st.booleans())
+def test_any_json_text_decodes_as_kombu_decodes_it(value, ascii_only, as_bytes):
+    dumped = json.dumps(value, ensure_ascii=ascii_only)
+    text: str | bytes = dumped.encode("utf-8", "surrogatepass") if as_bytes else dumped
+    assert _decoded(text, message_json.loads) == _decoded(text, kombu_json.loads)
+
+
+@given(st.text(max_size=40))
+def test_any_text_at_all_decodes_or_fails_as_kombu_decodes_it(text):
+    assert _decoded(text, message_json.loads) == _decoded(text, kombu_json.loads)
+
+
+def test_values_kombu_tags_come_back_as_their_types_even_with_escaped_keys():
+    tagged = kombu_json.dumps({"at": datetime(2026, 1, 2, 3, 4, 5), "amount": Decimal("1.10")})
+    escaped = tagged.replace("__type__", "\\u005f_typ\\u0065__")
+    for text in (tagged, escaped):
+        assert message_json.loads(text) == {"at": datetime(2026, 1, 2, 3, 4, 5), "amount": Decimal("1.10")}
+
+
+def test_integers_beyond_64_bits_stay_exact():
+    big = 123456789012345678901234567890
+    assert message_json.loads(f'{{"org_id": {big}}}') == {"org_id": big}
+    assert isinstance(message_json.loads("[18446744073709551616]")[0], int)
