@@ -4,6 +4,7 @@
     python -m bench run --smoke            # a few thousand customers, a few seconds: checks it all works
     python -m bench producer               # enqueue speed: enqueue_batch against task.delay per command
     python -m bench merge-cost             # time per update of merging updates against plain ones
+    python -m bench batch-cost             # worker and PostgreSQL CPU per update, no broker (A/B of code)
 """
 
 from __future__ import annotations
@@ -127,15 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     m.add_argument("--customers", type=int, default=20_000)
     m.add_argument("--batches", type=int, default=10)
+    b = sub.add_parser("batch-cost", help="worker and PostgreSQL CPU per update of the unit of work, no broker "
+                                          "(to compare two versions of the code)")
+    b.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
+    b.add_argument("--customers", type=int, default=100_000)
+    b.add_argument("--batches", type=int, default=40, help="measured batches per run (after 10 to warm up)")
+    b.add_argument("--message-size", type=int, default=100, help="updates per batch")
+    b.add_argument("--repeat", type=int, default=3)
+    b.add_argument("--redis-db", type=int, default=13)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
-    if args.command == "producer":
-        from bench import producer_speed
+    if args.command in ("producer", "batch-cost"):
+        from bench import batch_cost, producer_speed
 
         redis_url, client = claim_redis(args.redis_db)
         try:
-            return producer_speed.main(redis_url, args.commands, lambda: empty_redis(client))
+            if args.command == "producer":
+                return producer_speed.main(redis_url, args.commands, lambda: empty_redis(client))
+            return batch_cost.main(args.db, args.customers, args.batches, args.message_size, args.repeat, redis_url)
         finally:
             empty_redis(client)
             client.delete(CLAIM_KEY)
