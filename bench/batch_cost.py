@@ -5,9 +5,10 @@ claims, the transaction, results and events to Redis, the outbox marking) and th
 publish are run at once (`handle.award`). Printed: the process's CPU, PostgreSQL's CPU (its local
 server processes, so on a machine where nothing else uses it) and the wall time, per update.
 
-Without Celery, the paced producer and the other process, two runs of this differ far less than two
-`bench run`s do: it is the measure for comparing two versions of the code (run it in each checkout, in
-turns). What it leaves out, the main process and the broker, `bench run` measures.
+It is the measure for comparing two versions of the code (run it in each checkout, in turns): a run
+takes seconds after the seeding, and it leaves out Celery, the paced producer and a second process,
+which make `bench run` vary more. What it leaves out, the main process and the broker, `bench run`
+measures.
 """
 
 from __future__ import annotations
