@@ -27,9 +27,9 @@ def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple
 @functools.cache
 def _records_statement(postgres: bool) -> Select[Any]:
     # Made once per process (store/sql.child_rows_statement); plain rows, the identity map is no use here.
-    records = t.CommandRecord.__table__.c
-    return (select(records.org_id, records.request_id, records.payload_hash, records.result)
-            .where(records.org_id == bindparam("org_id"), in_param(records.request_id, "request_ids", postgres)))
+    stored = t.CommandRecord.__table__.c
+    return (select(stored.org_id, stored.request_id, stored.payload_hash, stored.result)
+            .where(stored.org_id == bindparam("org_id"), in_param(stored.request_id, "request_ids", postgres)))
 
 
 def read_record(session: Session, org_id: int, request_id: str) -> t.CommandRecord | None:
@@ -64,18 +64,17 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def mark_published(session: Session, ids: list[int], now: datetime) -> None:
-    _set_on_outbox(session, ids, published_at=now)
+    _set_on_outbox(session, ids, "published_at", now)
 
 
 def mark_done(session: Session, ids: list[int], now: datetime) -> None:
     """Awards carried out (in the awards' own transaction)."""
-    _set_on_outbox(session, ids, done_at=now)
+    _set_on_outbox(session, ids, "done_at", now)
 
 
-def _set_on_outbox(session: Session, ids: list[int], **values: datetime) -> None:
+def _set_on_outbox(session: Session, ids: list[int], column: str, when: datetime) -> None:
     if not ids:
         return
-    (column, when), = values.items()
     session.execute(_outbox_update(is_postgres(session), column), {"ids": ids, "when": when})
 
 
