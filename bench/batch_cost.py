@@ -18,7 +18,6 @@ import os
 import resource
 import statistics
 import time
-from typing import Any
 
 import psutil
 
@@ -94,7 +93,7 @@ def main(db: str, customers: int, batches: int, size: int, repeat: int, redis_ur
             runs.append(_measure(rt, layout, run, batches, size))
             print(f"  run {run + 1}/{repeat}: worker {runs[-1][0]:.3f}, PostgreSQL {runs[-1][1]:.3f}, "
                   f"wall {runs[-1][2]:.3f} ms/update", flush=True)
-        medians: list[Any] = [statistics.median(r[i] for r in runs) for i in range(3)]
+        medians = [statistics.median(r[i] for r in runs) for i in range(3)]
         print(f"| {db}, batches of {size}, median of {repeat} | worker CPU ms/update | PostgreSQL CPU ms/update "
               f"| wall ms/update |\n|---|---|---|---|\n| {batches} batches a run | {medians[0]:.3f} | "
               f"{medians[1]:.3f} | {medians[2]:.3f} |")

@@ -44,24 +44,25 @@ def rows_of(session: Session, key: Any, columns: Sequence[Any], values: Iterable
     """The rows of `SELECT columns WHERE key IN (values)` for a child table looked up by its parents' ids,
     each row once however often its id is given. On PostgreSQL with `child_rows_statement`."""
     values = list(dict.fromkeys(values))  # each row once, as IN gives it
-    if not is_postgres(session):
-        return session.execute(select(*columns).where(key.in_(values))).all()
-    return session.execute(child_rows_statement(key, tuple(columns)), {"ids": values}).all()
+    return session.execute(child_rows_statement(key, tuple(columns), is_postgres(session)), {"ids": values}).all()
 
 
 @functools.cache
-def child_rows_statement(key: Any, columns: tuple[Any, ...]) -> Select[Any]:
-    """PostgreSQL: the rows of a child table whose `key` is in the array parameter `ids`.
+def child_rows_statement(key: Any, columns: tuple[Any, ...], postgres: bool) -> Select[Any]:
+    """The rows of a child table whose `key` is in the list parameter `ids` (elsewhere than PostgreSQL a
+    plain `IN`).
 
-    Each id is looked up on its own (`unnest(:ids)` joined LATERAL), so the plan is an index lookup per id
-    whatever the table's statistics say. After a few executions PostgreSQL may plan a prepared statement
-    once for any parameters, from the statistics it has then: with `= ANY(:array)` on a table that looked
-    small (a new org's subscriptions) that plan compared every row with every one of 500 ids (50 ms a
-    batch); joined to the unnested array, with statistics taken while the table was empty, it read the
-    whole table for each batch (9 ms at 60,000 rows).
+    On PostgreSQL each id is looked up on its own (`unnest(:ids)` joined LATERAL), so the plan is an index
+    lookup per id whatever the table's statistics say. After a few executions PostgreSQL may plan a
+    prepared statement once for any parameters, from the statistics it has then: with `= ANY(:array)` on a
+    table that looked small (a new org's subscriptions) that plan compared every row with every one of 500
+    ids (50 ms a batch); joined to the unnested array, with statistics taken while the table was empty, it
+    read the whole table for each batch (9 ms at 60,000 rows).
 
     Made once per process: building the subquery, the lateral join and their column collections took
     1.4 ms of CPU per call, more than running it."""
+    if not postgres:
+        return select(*columns).where(in_param(key, "ids", postgres=False))
     wanted = select(func.unnest(bindparam("ids", type_=ARRAY(key.type))).label("id")).subquery("wanted")
     # OFFSET 0 keeps the planner from flattening the subquery into a join it may hash.
     found = select(*columns).where(key == wanted.c.id).offset(literal_column("0")).lateral("found")

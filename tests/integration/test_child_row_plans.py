@@ -52,8 +52,8 @@ def test_fields_are_looked_up_by_index_with_statistics_taken_while_the_tables_we
         conn.execute(text("ANALYZE customer_fields, subscriptions"))
     _fill(pg_url)
     fields, subs = t.CustomerField.__table__.c, t.Subscription.__table__.c
-    field_query = child_rows_statement(fields.user_id, (fields.user_id, fields.name, fields.value))
-    sub_query = child_rows_statement(subs.user_id, (subs.user_id, subs.channel, subs.status))
+    field_query = child_rows_statement(fields.user_id, (fields.user_id, fields.name, fields.value), True)
+    sub_query = child_rows_statement(subs.user_id, (subs.user_id, subs.channel, subs.status), True)
 
     for table, query in (("customer_fields", field_query), ("subscriptions", sub_query)):
         plan = _generic_plan(pg_url, query, list(range(1, 500)))
