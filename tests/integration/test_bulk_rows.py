@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from customer_updates import jsontext
 from customer_updates.models import tables as t
 from customer_updates.store.db import session_scope
-from customer_updates.store.sql import insert_rows
+from customer_updates.store.sql import insert_rows, next_ids
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7)
 CONTEXT = {"entity_type": "TILL", "entity_id": "tab\there", "source": 'say "hi"', "source_id": "back\\slash ü"}
@@ -63,3 +63,17 @@ def test_rows_appended_in_bulk_read_back_as_they_were_written(loaded_db, model):
         stored = [dict(r._mapping) for r in session.execute(select(*(table.c[name] for name in rows[0])))]
     written = [{k: v.value if isinstance(v, jsontext.Dumped) else v for k, v in row.items()} for row in rows]
     assert sorted(stored, key=repr) == sorted(written, key=repr)  # the same columns in the same order
+
+
+def test_ids_drawn_for_copied_rows_are_new_distinct_values_of_the_column_sequence(loaded_db):
+    if not loaded_db.startswith("postgresql"):
+        pytest.skip("ids are drawn ahead only on PostgreSQL (elsewhere INSERT ... RETURNING)")
+    with session_scope(loaded_db) as session:
+        first = next_ids(session, t.OutboxEntry.__tablename__, "id", 300)
+        second = next_ids(session, t.OutboxEntry.__tablename__, "id", 2)
+        session.execute(text("INSERT INTO outbox (org_id, user_id, kind, payload, created_at) "
+                             "VALUES (1, 1, 'event', '{}', now())"))
+        by_default = session.execute(text("SELECT max(id) FROM outbox")).scalar_one()
+
+    assert first == sorted(set(first)) and len(first) == 300
+    assert second[0] > first[-1] and by_default > second[-1]  # the sequence the column's default uses
