@@ -13,7 +13,14 @@ _FMT = "%Y-%m-%d %H:%M:%S"
 
 
 def _dt(value: datetime | None) -> str | None:
-    return value.strftime(_FMT) if value else None
+    """`value` as _FMT gives it. A result holds three or four of these: isoformat gives the same text in
+    a quarter of strftime's time (0.7 against 3.0 us) for naive datetimes of years 1000 and later
+    (strftime writes earlier years without leading zeros)."""
+    if not value:
+        return None
+    if type(value) is datetime and value.tzinfo is None and value.year >= 1000:
+        return value.isoformat(" ", "seconds")
+    return value.strftime(_FMT)
 
 
 def item_status(code: Code, text: str | None = None, warnings: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
