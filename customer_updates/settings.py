@@ -89,10 +89,11 @@ class Settings(BaseSettings):
         "one Lua script records them as unacknowledged and takes them. 1 keeps kombu's one message per BRPOP."
     )
     worker_gc_threshold: int = Field(
-        50_000, description="Allocations between two young-generation garbage collections in a worker "
-        "process, with a collection of the young generations after each batch and a full one every 100 "
-        "batches (Python's default is 700; a batch allocates hundreds of thousands of short-lived objects; "
-        "bench/: 0.61 -> 0.55 CPU ms/update). 0 keeps Python's default."
+        50_000, description="Allocations between two young-generation garbage collections in each worker "
+        "process (main and pool), what was imported at start frozen; in pool processes a collection of the "
+        "young generations after each batch and a full one every 100 batches (Python's default is 700; a "
+        "batch allocates hundreds of thousands of short-lived objects; bench/: 0.61 -> 0.55 CPU ms/update). "
+        "0 keeps Python's default."
     )
     org_cache_seconds: float = Field(30.0, description="How long a worker process caches an org's configuration.")
     producer_message_size: int = Field(

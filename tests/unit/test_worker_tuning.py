@@ -81,3 +81,18 @@ def test_a_batch_leaves_no_reference_cycle_behind_after_its_collection():
     finally:
         gc.enable()
     assert gone() is None
+
+
+def test_the_main_worker_process_gets_the_same_collection_threshold_as_pool_processes(monkeypatch):
+    import gc
+
+    from customer_updates import worker
+    from customer_updates.settings import get_settings
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # the test process keeps its heap as it is
+    before = gc.get_threshold()
+    try:
+        worker._main_process_gc()
+        assert gc.get_threshold() == (get_settings().worker_gc_threshold, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
