@@ -92,19 +92,27 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
     if not keys:
         return [], set()
     postgres = is_postgres(session)
-    # Who the keys name, without locking: with skip_locked, what it finds and the locked read does not
-    # is held by another transaction.
-    found = {row.user_id: row for row in session.execute(
-        _who_statement(keys, postgres), {"org_id": org_id, **{name: list(wanted_by[name]) for name in keys}}).all()}
+    found: dict[int, Any] = {}
+    if skip_locked or keys != ("user_id",):
+        # Who the keys name, without locking: with skip_locked, what it finds and the locked read does not
+        # is held by another transaction.
+        found = {row.user_id: row for row in session.execute(
+            _who_statement(keys, postgres),
+            {"org_id": org_id, **{name: list(wanted_by[name]) for name in keys}}).all()}
+        wanted = set(found)
+    else:
+        # Ids alone (the awards) and waiting for locks: the locked read itself takes the org's customers
+        # among them, one round trip fewer.
+        wanted = set(wanted_by["user_id"])
     rows: dict[int, Any] = {}
     busy: set[int] = set()
-    wanted = set(found)
     locked_read = _customers_statement(postgres, lock and postgres, skip_locked)
     while wanted:
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
         for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}).all():
             rows[row.user_id] = row
-        busy |= {uid for uid in wanted if uid not in rows}
+        if skip_locked:
+            busy |= {uid for uid in wanted if uid not in rows}
         # Follow merge chains (a victim's identifier leads to its survivor).
         wanted = {r.merged_into for r in rows.values()
                   if r.merged_into and r.merged_into not in rows and r.merged_into not in busy}

@@ -64,3 +64,19 @@ def test_a_second_write_of_the_same_field_updates_it_instead_of_adding_a_row(loa
         rows = session.execute(select(t.CustomerField.value).where(
             t.CustomerField.user_id == first, t.CustomerField.name == "favourite_drink")).all()
     assert [r.value for r in rows] == ["mocha"]
+
+
+def test_loading_by_ids_alone_follows_merge_chains_and_leaves_out_unknown_ids_and_other_orgs(loaded_db):
+    victim, survivor = _first_two(loaded_db)
+    with session_scope(loaded_db) as session:
+        loaded = {s.user_id: s for s in store.load_customers(session, 1, [victim], {}, lock=True)}
+        merged = loaded[victim].copy()
+        merged.active, merged.merged_into = False, survivor
+        store.write_changes(session, loaded, {victim: merged})
+        other_org = session.scalar(select(t.Customer.user_id).where(t.Customer.org_id != 1).limit(1))
+
+    asked = [victim, 10**12] + ([other_org] if other_org is not None else [])
+    for lock in (True, False):
+        with session_scope(loaded_db) as session:
+            found = {s.user_id for s in store.load_customers(session, 1, asked, {}, lock=lock, with_fields=False)}
+        assert found == {victim, survivor}
