@@ -96,8 +96,8 @@ def _main_process_gc(**_: Any) -> None:
     # The main process decodes every message (a hundred-update message is some 3,000 objects) and holds
     # the reserved ones: with Python's thresholds it ran full collections over the whole heap Celery and
     # the libraries made at import, 140 ms each (three while starting, one in a bench run's 15 s of
-    # applying: a pause in taking and handing out messages), and collections were a tenth of its CPU
-    # (bench/README.md).
+    # applying: a pause in taking and handing out messages), and collections were a seventh of its CPU
+    # while applying (bench/README.md).
     tune_gc(get_settings().worker_gc_threshold)
 
 

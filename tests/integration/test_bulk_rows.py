@@ -65,10 +65,9 @@ def test_rows_appended_in_bulk_read_back_as_they_were_written(loaded_db, model):
     assert sorted(stored, key=repr) == sorted(written, key=repr)  # the same columns in the same order
 
 
-def test_ids_drawn_for_copied_rows_are_new_distinct_values_of_the_column_sequence(loaded_db):
-    if not loaded_db.startswith("postgresql"):
-        pytest.skip("ids are drawn ahead only on PostgreSQL (elsewhere INSERT ... RETURNING)")
-    with session_scope(loaded_db) as session:
+def test_ids_drawn_for_copied_rows_are_new_distinct_values_of_the_column_sequence(pg_url):
+    # PostgreSQL only: elsewhere outbox rows get their ids by INSERT ... RETURNING.
+    with session_scope(pg_url) as session:
         first = next_ids(session, t.OutboxEntry.__tablename__, "id", 300)
         second = next_ids(session, t.OutboxEntry.__tablename__, "id", 2)
         session.execute(text("INSERT INTO outbox (org_id, user_id, kind, payload, created_at) "

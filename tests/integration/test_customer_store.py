@@ -74,8 +74,9 @@ def test_loading_by_ids_alone_follows_merge_chains_and_leaves_out_unknown_ids_an
         merged.active, merged.merged_into = False, survivor
         store.write_changes(session, loaded, {victim: merged})
         other_org = session.scalar(select(t.Customer.user_id).where(t.Customer.org_id != 1).limit(1))
+    assert other_org is not None  # the example customers include one of org 2
 
-    asked = [victim, 10**12] + ([other_org] if other_org is not None else [])
+    asked = [victim, 10**12, other_org]
     for lock in (True, False):
         with session_scope(loaded_db) as session:
             found = {s.user_id for s in store.load_customers(session, 1, asked, {}, lock=lock, with_fields=False)}
