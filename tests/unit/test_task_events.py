@@ -1,0 +1,120 @@
+"""Task events of a consumer-side batch: made at once, sent as grouped messages (no broker: fakes)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from celery.events.event import Event
+from kombu.clocks import LamportClock
+
+from customer_updates import task_events
+from customer_updates.task_events import EVENTS_PER_MESSAGE, BatchEvents, batch_events, publish_events
+
+
+class _Producer:
+    def __init__(self, fails: bool = False) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.fails = fails
+
+    def publish(self, body: Any, **options: Any) -> None:
+        if self.fails:
+            raise ConnectionError("broker gone")
+        self.sent.append({"body": body, **options})
+
+
+def _dispatcher(enabled: bool = True, groups: set[str] | None = None, fails: bool = False) -> Any:
+    return SimpleNamespace(hostname="worker@host", pid=4242, clock=LamportClock(), enabled=enabled,
+                           groups=groups or set(), mutex=threading.Lock(), producer=_Producer(fails),
+                           exchange=SimpleNamespace(name="celeryev"), serializer="json",
+                           headers={"hostname": "worker@host"}, delivery_mode=1)
+
+
+def _request(n: int) -> Any:
+    return SimpleNamespace(id=f"task-{n}", name="customer_updates.apply_updates", argsrepr="()",
+                           kwargsrepr="{'commands': [...]}", root_id=None, parent_id=None,
+                           request_dict={"retries": 2}, eta=None, expires=None)
+
+
+def test_each_request_gets_the_event_celery_would_send_for_it_with_its_own_clock_tick():
+    dispatcher = _dispatcher()
+
+    events = batch_events(dispatcher, [_request(1), _request(2)], "task-received", task_events._received_fields)
+
+    # What EventDispatcher.send(type, uuid=..., **fields) builds for one request.
+    celerys = Event("task-received", hostname="worker@host", utcoffset=events[0]["utcoffset"], pid=4242,
+                    clock=events[0]["clock"], uuid="task-1", **task_events._received_fields(_request(1)))
+    assert set(events[0]) == set(celerys)
+    assert {k: v for k, v in events[0].items() if k != "timestamp"} == {
+        k: v for k, v in celerys.items() if k != "timestamp"}
+    assert events[0]["retries"] == 2 and events[1]["uuid"] == "task-2"
+    assert events[1]["clock"] == events[0]["clock"] + 1
+
+
+def test_events_go_out_as_grouped_task_messages_of_a_bounded_size():
+    dispatcher = _dispatcher()
+    events = batch_events(dispatcher, [_request(n) for n in range(450)], "task-started")
+
+    publish_events(dispatcher, events)
+
+    sent = dispatcher.producer.sent
+    assert [len(message["body"]) for message in sent] == [EVENTS_PER_MESSAGE, EVENTS_PER_MESSAGE, 50]
+    assert {message["routing_key"] for message in sent} == {"task.multi"}
+    assert {message["exchange"] for message in sent} == {"celeryev"}
+    assert [event["uuid"] for message in sent for event in message["body"]] == [f"task-{n}" for n in range(450)]
+
+
+def test_a_broker_error_loses_the_events_with_a_warning_and_raises_nothing(caplog: pytest.LogCaptureFixture):
+    dispatcher = _dispatcher(fails=True)
+
+    with caplog.at_level(logging.WARNING, logger="customer_updates.task_events"):
+        publish_events(dispatcher, batch_events(dispatcher, [_request(1)], "task-started"))
+
+    assert "task events not sent" in caplog.text
+
+
+class _Batches(BatchEvents):
+    def __init__(self, dispatcher: Any, send_events: bool = True) -> None:
+        self._consumer = SimpleNamespace(event_dispatcher=dispatcher)
+        self.send_events = send_events
+
+
+@pytest.mark.parametrize("batches", [
+    _Batches(_dispatcher(enabled=False)),
+    _Batches(_dispatcher(groups={"worker"})),
+    _Batches(_dispatcher(), send_events=False),
+    _Batches(None),
+], ids=["events off", "task group not sent", "task sends none", "no dispatcher"])
+def test_no_events_are_made_when_the_worker_or_the_task_sends_none(batches: _Batches):
+    batches._send([_request(1)], "task-started")
+
+    dispatcher = batches._consumer.event_dispatcher
+    assert dispatcher is None or dispatcher.producer.sent == []
+
+
+def test_a_batch_sends_received_started_and_succeeded_for_every_message(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(task_events, "acknowledge_all", lambda requests: None)
+    dispatcher = _dispatcher()
+    callbacks: dict[str, Any] = {}
+
+    class Pool:
+        def apply_async(self, fn: Any, args: Any, accept_callback: Any, callback: Any) -> None:
+            callbacks.update(accepted=accept_callback, returned=callback)
+
+    batches = _Batches(dispatcher)
+    batches._pool = Pool()
+    requests = [SimpleNamespace(**vars(_request(n)), _payload=((), {"commands": []}, {}), hostname="w@h",
+                                ignore_result=False, task=SimpleNamespace(acks_late=True)) for n in range(3)]
+
+    batches.flush(requests)
+    callbacks["accepted"](1234, 0.0)
+    callbacks["returned"](None)
+
+    kinds = [(event["type"], event["uuid"]) for message in dispatcher.producer.sent for event in message["body"]]
+    assert kinds == [(kind, f"task-{n}") for kind in ("task-received", "task-started", "task-succeeded")
+                     for n in range(3)]
+    succeeded = dispatcher.producer.sent[-1]["body"][0]
+    assert succeeded["result"] == "None" and succeeded["runtime"] >= 0
