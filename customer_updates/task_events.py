@@ -62,7 +62,7 @@ class BatchEvents:
 
     _pool: Any
     _consumer: Any = None  # batching.PacedBatches keeps the consumer, whose event dispatcher this uses
-    send_events: bool = True  # celery.Task's
+    send_events: bool  # celery.Task's (declared, not set: the task's own value stays in force)
 
     def _events_to(self) -> Any:
         """The worker's task event dispatcher, or None when it sends no task events."""
