@@ -114,8 +114,8 @@ def wait_for(read: Any, timeout: float, interval: float = 0.02) -> Any:
 
 def publish_events(client: redis.Redis, stream: str, maxlen: int, events: list[tuple[int, dict[str, Any]]]) -> None:
     """Append events to the stream (fields event_id, type, data), in one round trip. `event_id` is the
-    outbox id: consumers dedupe on it, since the relay may publish an event twice if a worker dies between
-    XADD and marking it published."""
+    event's id from the outbox (services.publish.stream_events): consumers dedupe on it, since the relay may
+    publish an event twice if a worker dies between XADD and marking it published."""
     if not events:
         return
     args: list[Any] = [maxlen]

@@ -224,8 +224,9 @@ class OutboxEntry(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(20))  # award | event
+    user_id: Mapped[int] = mapped_column(BigInteger)  # 0 for "events": the events of many customers
+    # award | event | events: one batch's events of one org, {"ids": [...], "events": [...]} (PostgreSQL)
+    kind: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     published_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -47,7 +47,7 @@ class StoredResult:
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
-    kind: str  # award | event
+    kind: str  # award | event | events (store.records.insert_outbox)
     payload: dict[str, Any]
 
 
@@ -272,6 +272,4 @@ class BatchApplier:
         if self.rejected:
             stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()
             self.session.execute(stmt, self.rejected)
-        ids = records.insert_outbox(self.session, self.outbox)
-        self.outcome.outbox = [OutboxRow(i, row["kind"], row["payload"])
-                               for i, row in zip(ids, self.outbox, strict=True)]
+        self.outcome.outbox = [OutboxRow(*row) for row in records.insert_outbox(self.session, self.outbox)]

@@ -40,12 +40,24 @@ def publish_outbox(session: Session, client: redis.Redis, settings: Settings, se
     if not entries:
         return 0
     awards = [e.id for e in entries if e.kind == "award"]
-    events = [(e.id, e.payload) for e in entries if e.kind == "event"]
+    events = stream_events(entries)
     if awards:
         send_awards(awards)
     mailbox.publish_events(client, settings.events_stream, settings.events_maxlen, events)
     records.mark_published(session, [e.id for e in entries], now)
     return len(entries)
+
+
+def stream_events(entries: Iterable[OutboxLike]) -> list[tuple[int, dict[str, Any]]]:
+    """(event id, event) of each event the rows hold: an "event" row is one, an "events" row the events of
+    one batch and org (store.records.insert_outbox), each with the id it was given there."""
+    events: list[tuple[int, dict[str, Any]]] = []
+    for e in entries:
+        if e.kind == "event":
+            events.append((e.id, e.payload))
+        elif e.kind == "events":
+            events.extend(zip(e.payload["ids"], e.payload["events"], strict=True))
+    return events
 
 
 def relay(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,

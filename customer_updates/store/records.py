@@ -45,22 +45,44 @@ def read_batch(session: Session, org_id: int, batch_id: str) -> list[dict[str, A
     return [result for _, result in sorted(items, key=lambda x: x[0])]
 
 
-def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert outbox rows and return their ids, in the order of `rows`.
+StoredOutbox = tuple[int, str, dict[str, Any]]  # (id, kind, payload) of a row as inserted
 
-    PostgreSQL: ids drawn from the sequence first, rows appended by COPY (an INSERT ... RETURNING of
-    many rows is a new statement text for every batch size). Elsewhere: INSERT ... RETURNING."""
+
+def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOutbox]:
+    """Insert outbox rows (kind "award" or "event"); returns the rows as stored, for publishing.
+
+    PostgreSQL: a call's events are stored as one row per org, kind "events", payload `{"ids": [...],
+    "events": [...]}`: every update has an event, and a row each cost a worker more than a tenth of a
+    batch's time in `bench batch-cost` (each row inserted, then written again as published, with two
+    index entries each time; PostgreSQL's CPU per update 0.091 -> 0.078 ms, the worker's 0.142 -> 0.128
+    grouped). Each event keeps an id of its own from the outbox's sequence, as it had as a row, and
+    consumers dedupe on it as before. Ids are drawn first and rows appended by COPY (an INSERT ...
+    RETURNING of many rows is a new statement text for every batch size).
+
+    Elsewhere (SQLite: no sequence to draw event ids from, and one writer at a time anyway): a row per
+    event, by INSERT ... RETURNING. Publishing reads both kinds."""
     if not rows:
         return []
-    table = t.OutboxEntry.__table__
-    if is_postgres(session):
-        ids = next_ids(session, t.OutboxEntry.__tablename__, "id", len(rows))
-        insert_rows(session, t.OutboxEntry, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-        return ids
-    # In the order of `rows`, so that callers can pair ids with what they inserted.
-    result = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
-                             rows)
-    return list(result.scalars())
+    if not is_postgres(session):
+        table = t.OutboxEntry.__table__
+        ids = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
+                              rows).scalars()
+        return [(i, row["kind"], row["payload"]) for i, row in zip(ids, rows, strict=True)]
+    stored: list[dict[str, Any]] = []
+    groups: dict[int, dict[str, Any]] = {}
+    for i, row in zip(next_ids(session, t.OutboxEntry.__tablename__, "id", len(rows)), rows, strict=True):
+        if row["kind"] != "event":
+            stored.append({"id": i, **row})
+            continue
+        group = groups.get(row["org_id"])
+        if group is None:  # the row takes its first event's id; user_id 0: the events are of many customers
+            group = groups[row["org_id"]] = {"id": i, "org_id": row["org_id"], "user_id": 0, "kind": "events",
+                                             "payload": {"ids": [], "events": []}, "created_at": row["created_at"]}
+            stored.append(group)
+        group["payload"]["ids"].append(i)
+        group["payload"]["events"].append(row["payload"])
+    insert_rows(session, t.OutboxEntry, stored)
+    return [(r["id"], r["kind"], r["payload"]) for r in stored]
 
 
 def mark_published(session: Session, ids: list[int], now: datetime) -> None:
