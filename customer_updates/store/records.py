@@ -52,11 +52,11 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     """Insert outbox rows (kind "award" or "event"); returns the rows as stored, for publishing.
 
     PostgreSQL: a call's events are stored as one row per org, kind "events", payload `{"ids": [...],
-    "events": [...]}`: every update has an event, and a row each cost a worker more than a tenth of a
-    batch's time in `bench batch-cost` (each row inserted, then written again as published, with two
-    index entries each time; PostgreSQL's CPU per update 0.091 -> 0.078 ms, the worker's 0.142 -> 0.128
-    grouped). Each event keeps an id of its own from the outbox's sequence, as it had as a row, and
-    consumers dedupe on it as before. Ids are drawn first and rows appended by COPY (an INSERT ...
+    "events": [...]}`. Every update has an event, and a row each was inserted, then written again
+    when marked published, with two index entries each time: leaving events out saved a tenth of a
+    batch's wall time in `bench batch-cost`, and grouped PostgreSQL's CPU per update went 0.091 -> 0.078
+    ms, the worker's 0.142 -> 0.128. Each event keeps an id of its own from the outbox's sequence, as it
+    had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY (an INSERT ...
     RETURNING of many rows is a new statement text for every batch size).
 
     Elsewhere (SQLite: no sequence to draw event ids from, and one writer at a time anyway): a row per
