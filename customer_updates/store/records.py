@@ -53,9 +53,9 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
 
     PostgreSQL: a call's events are stored as one row per org, kind "events", payload `{"ids": [...],
     "events": [...]}`. Every update has an event, and a row each was inserted, then written again
-    when marked published, with two index entries each time: leaving events out saved a tenth of a
-    batch's wall time in `bench batch-cost`, and grouped PostgreSQL's CPU per update went 0.091 -> 0.078
-    ms, the worker's 0.142 -> 0.128. Each event keeps an id of its own from the outbox's sequence, as it
+    when marked published, with two index entries each time: PostgreSQL's work that grows with the
+    updates, not the batches (its CPU per update 0.0795 -> 0.076 ms in 14 `bench batch-cost` runs of
+    each version; bench/README.md). Each event keeps an id of its own from the outbox's sequence, as it
     had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY (an INSERT ...
     RETURNING of many rows is a new statement text for every batch size).
 
