@@ -108,9 +108,13 @@ class MergeMachine(RuleBasedStateMachine):
         self.total_points += points
 
     @precondition(lambda self: bool(self.model))
-    @rule(data=st.data(), email=st.sampled_from(EMAILS), name=st.sampled_from(["Ana", "Bo", "Cy"]))
-    def fill_an_email_by_mobile(self, data: st.DataObject, email: str, name: str) -> None:
+    @rule(data=st.data(), name=st.sampled_from(["Ana", "Bo", "Cy"]))
+    def fill_an_email_by_mobile(self, data: st.DataObject, name: str) -> None:
         user_id = data.draw(st.sampled_from(sorted(self.model)))
+        # An email some active customer holds as often as any of the others: drawn from all eight alone, a
+        # run of 25 examples still drew no merge now and then (twice so far) and failed the guard below.
+        held = sorted({c["email"] for c in self.model.values() if c["active"] and c["email"]})
+        email = data.draw(st.sampled_from(held + EMAILS))
         mobile = self.model[user_id]["mobile"]
         cmd = command({"mobile": mobile, "email": email, "firstname": name}, T0 + timedelta(seconds=next(self.clock)))
         [result] = apply(self.url, [cmd])
