@@ -56,8 +56,8 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     when marked published, with two index entries each time: PostgreSQL's work that grows with the
     updates, not the batches (its CPU per update 0.0795 -> 0.076 ms in 14 `bench batch-cost` runs of
     each version; bench/README.md). Each event keeps an id of its own from the outbox's sequence, as it
-    had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY (an INSERT ...
-    RETURNING of many rows is a new statement text for every batch size).
+    had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY
+    (an INSERT ... RETURNING of many rows is a new statement text for every batch size).
 
     Elsewhere (SQLite: no sequence to draw event ids from, and one writer at a time anyway): a row per
     event, by INSERT ... RETURNING. Publishing reads both kinds."""

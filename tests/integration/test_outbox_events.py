@@ -61,7 +61,7 @@ def test_the_events_of_a_batch_are_one_row_per_org_and_each_event_keeps_an_id_of
     assert in_table[0][2]["events"][2] == rows[4]["payload"]
 
 
-def test_sqlite_keeps_a_row_per_event_and_publishing_reads_both_kinds(sqlite_url):
+def test_sqlite_keeps_a_row_per_event_which_publishing_reads_as_one_event(sqlite_url):
     with session_scope(sqlite_url) as session:
         stored = records.insert_outbox(session, [_event(1, 10), _award(1, 10), _event(1, 11)])
 
