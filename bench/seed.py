@@ -25,7 +25,6 @@ from customer_updates.models.orgfile import OrgSpec
 from customer_updates.store.db import dispose_engines, get_engine, session_scope
 from customer_updates.store.migrate import upgrade
 from customer_updates.store.orgs import load_org
-from customer_updates.store.sql import insert_rows
 
 ORG_ID = 7
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -96,32 +95,28 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
     for start in range(0, layout.customers, chunk):
         rows: list[dict[str, Any]] = []
         ref_rows: list[dict[str, Any]] = []
-        field_rows: list[dict[str, Any]] = []
-        sub_rows: list[dict[str, Any]] = []
         for i in range(start, min(layout.customers, start + chunk)):
             mobile, email = layout.identifiers(i)
             full = i < layout.full_end
+            custom, extended, subscribed = profile_fields(i) if full else ({}, {}, [])
+            stamp = registered.isoformat()
             rows.append({"user_id": i + 1, "org_id": ORG_ID, "mobile": mobile, "email": email,
                          "firstname": f"First{i}", "lastname": f"Last{i}", "registered_on": registered,
                          "type": "LOYALTY", "fraud_status": "NONE", "loyalty_points": 0, "lifetime_points": 0,
                          "lifetime_purchases": 0, "points_summaries": [], "stamps": {},
                          # Profile completion was awarded long ago to full profiles, as in a live org.
                          "fired": ["profile_completion"] if full else [],
-                         "active": True, "updated_on": registered})
-            custom, extended, subscribed = profile_fields(i) if full else ({}, {}, [])
-            field_rows += [{"user_id": i + 1, "kind": "custom", "name": name, "value": value,
-                            "issued_at": registered} for name, value in custom.items()]
-            field_rows += [{"user_id": i + 1, "kind": "extended", "name": name, "value": value,
-                            "issued_at": registered} for name, value in extended.items()]
-            sub_rows += [{"user_id": i + 1, "channel": channel, "priority": priority, "scope": "ALL", "status": 1,
-                          "issued_at": registered} for channel, priority in subscribed]
+                         "active": True, "updated_on": registered,
+                         # The shapes of store/customers.row_values.
+                         "custom_fields": {name: [value, stamp] for name, value in custom.items()},
+                         "extended_fields": {name: [value, stamp] for name, value in extended.items()},
+                         "subscriptions": {f"{channel}:{priority}": [1, "ALL", stamp]
+                                           for channel, priority in subscribed}})
             ref_rows.append({"mobile": mobile, "email": email, "firstname": f"First{i}", "lastname": f"Last{i}",
                              "custom_fields": custom or None, "extended_fields": extended or None,
                              "subscriptions": {f"{c}:{p}": "1" for c, p in subscribed} or None})
         with session_scope(url) as session:
             session.execute(insert(t.Customer), rows)
-            insert_rows(session, t.CustomerField, field_rows)
-            insert_rows(session, t.Subscription, sub_rows)
             session.execute(insert(reference.RefCustomer), ref_rows)
     engine = get_engine(url)
     with engine.begin() as conn:

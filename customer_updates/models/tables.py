@@ -113,6 +113,12 @@ class Customer(Base):
     stamps: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Side-effect keys already fired for this customer (SPEC §5: at most once per customer and key).
     fired: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Custom and extended fields, name -> [value, ISO issued_at of the change that set it], and
+    # subscriptions, "CHANNEL:PRIORITY" -> [status, scope, ISO issued_at]. In the customer's row, not rows
+    # of their own: a batch reads and writes them with the row it locks anyway (migration 0003).
+    custom_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    extended_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    subscriptions: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     merged_into: Mapped[int | None] = mapped_column(BigId)
     updated_on: Mapped[datetime | None] = mapped_column(DateTime)
@@ -135,31 +141,6 @@ class Customer(Base):
         # Room on each page for in-place (HOT) updates: see migration 0002.
         {"postgresql_with": {"fillfactor": 80}},
     )
-
-
-class CustomerField(Base):
-    """Custom (`kind='custom'`) and extended (`kind='extended'`) field values with their issued_at stamp."""
-
-    __tablename__ = "customer_fields"
-    user_id: Mapped[int] = mapped_column(ForeignKey("customers.user_id"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str | None] = mapped_column(String(250))
-    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = {"postgresql_with": {"fillfactor": 90}}  # in-place updates: migration 0002
-
-
-class Subscription(Base):
-    __tablename__ = "subscriptions"
-    user_id: Mapped[int] = mapped_column(ForeignKey("customers.user_id"), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
-    priority: Mapped[str] = mapped_column(String(10), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(10), default="ALL")
-    status: Mapped[int] = mapped_column(Integer)
-    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = {"postgresql_with": {"fillfactor": 90}}  # in-place updates: migration 0002
 
 
 class AuditEntry(Base):

@@ -54,9 +54,7 @@ def _award_org(session: Session, orgs: OrgCache, org_id: int, entries: list[t.Ou
     org = orgs.get(session, org_id)
     if org is None:
         return 0
-    # Points and tier only: fields and subscriptions are not needed (nor written back).
-    loaded = customer_store.load_customers(session, org_id, {e.user_id for e in entries}, {}, lock=True,
-                                           with_fields=False)
+    loaded = customer_store.load_customers(session, org_id, {e.user_id for e in entries}, {}, lock=True)
     directory = Directory([s.copy() for s in loaded])
     before = {s.user_id: s for s in loaded}
     ledger: list[dict[str, Any]] = []

@@ -141,7 +141,6 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
     taken = _taken(session, valid)
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    extras: list[tuple[ImportedCustomer, OrgConfig]] = []
     for number, customer, idents in valid:
         owners = {taken.get((customer.org_id, name, value)) for name, value in idents.items()} - {None}
         if customer.user_id is not None and (customer.org_id, "id", str(customer.user_id)) in taken:
@@ -165,56 +164,50 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
                "points_summaries": [{"programId": org.program_id, "lifetimePoints": customer.lifetime_points,
                                      "loyaltyPoints": customer.loyalty_points}] if org.program_id else [],
                "stamps": {}, "fired": [], "active": True, "merged_into": None, "updated_on": now,
-               "tier_expiry_date": None, "registered_till": None, "associated_with": None}
+               "tier_expiry_date": None, "registered_till": None, "associated_with": None,
+               **_profile_fields(customer, org)}
         if customer.user_id is not None:
             row["user_id"] = customer.user_id
         rows.append(row)
-        extras.append((customer, org))
     if not rows:
         return
     with_ids = [r for r in rows if "user_id" in r]
     without = [r for r in rows if "user_id" not in r]
     insert = dialect_insert(session)
-    ids: dict[int, int] = {}
     for group in (with_ids, without):
         if group:
-            result = session.execute(insert(t.Customer).returning(t.Customer.user_id, sort_by_parameter_order=True),
-                                     group)
-            for row, user_id in zip(group, result.scalars(), strict=True):
-                ids[id(row)] = user_id
+            session.execute(insert(t.Customer), group)
     if with_ids and is_postgres(session):
         # Explicit user_ids do not advance the sequence; move it past them.
         session.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
                              "(SELECT COALESCE(MAX(user_id), 1) FROM customers))"))
-    fields: list[dict[str, Any]] = []
-    subs: list[dict[str, Any]] = []
-    for row, (customer, org) in zip(rows, extras, strict=True):
-        user_id = ids[id(row)]
-        for entry in _entries(customer.custom_fields, "field"):
-            value: str | None = custom_field_value(org, str(entry.get("name")), entry.get("value")) \
-                if isinstance(entry, dict) else None
-            if value is not None:
-                fields.append({"user_id": user_id, "kind": "custom", "name": entry["name"], "value": value,
-                               "issued_at": None})
-        for entry in _entries(customer.extended_fields, "field"):
-            if isinstance(entry, dict):
-                value = extended_field_value(org.extended_fields.get(str(entry.get("name"))), entry.get("value"))
-                if value is not None:
-                    fields.append({"user_id": user_id, "kind": "extended", "name": entry["name"], "value": value,
-                                   "issued_at": None})
-        for entry in _entries(customer.subscriptions, "subscription"):
-            if isinstance(entry, dict) and str(entry.get("channel", "")).upper() in ("SMS", "EMAIL") \
-                    and str(entry.get("priority", "")).upper() in ("TRANS", "BULK"):
-                subs.append({"user_id": user_id, "channel": str(entry["channel"]).upper(),
-                             "priority": str(entry["priority"]).upper(), "scope": "ALL",
-                             "status": 1 if str(entry.get("is_subscribed", entry.get("status", "1"))) == "1" else 0,
-                             "issued_at": None})
-    if fields:
-        session.execute(insert(t.CustomerField).on_conflict_do_nothing(), fields)
-    if subs:
-        session.execute(insert(t.Subscription).on_conflict_do_nothing(), subs)
     session.commit()
     report.loaded += len(rows)
+
+
+def _profile_fields(customer: ImportedCustomer, org: OrgConfig) -> dict[str, Any]:
+    """The customer row's JSON columns of fields and subscriptions (store/customers.row_values' shapes);
+    values the org does not accept are left out, and the first of a repeated name is kept."""
+    custom: dict[str, list[Any]] = {}
+    extended: dict[str, list[Any]] = {}
+    subscriptions: dict[str, list[Any]] = {}
+    for entry in _entries(customer.custom_fields, "field"):
+        value: str | None = custom_field_value(org, str(entry.get("name")), entry.get("value")) \
+            if isinstance(entry, dict) else None
+        if value is not None:
+            custom.setdefault(str(entry["name"]), [value, None])
+    for entry in _entries(customer.extended_fields, "field"):
+        if isinstance(entry, dict):
+            value = extended_field_value(org.extended_fields.get(str(entry.get("name"))), entry.get("value"))
+            if value is not None:
+                extended.setdefault(str(entry["name"]), [value, None])
+    for entry in _entries(customer.subscriptions, "subscription"):
+        if isinstance(entry, dict) and str(entry.get("channel", "")).upper() in ("SMS", "EMAIL") \
+                and str(entry.get("priority", "")).upper() in ("TRANS", "BULK"):
+            status = 1 if str(entry.get("is_subscribed", entry.get("status", "1"))) == "1" else 0
+            subscriptions.setdefault(f"{str(entry['channel']).upper()}:{str(entry['priority']).upper()}",
+                                     [status, "ALL", None])
+    return {"custom_fields": custom, "extended_fields": extended, "subscriptions": subscriptions}
 
 
 Valid = list[tuple[int, ImportedCustomer, dict[str, str]]]

@@ -1,7 +1,8 @@
 """Customers in and out of the database: load (and lock) everything a batch can touch, write back diffs.
 
-Loading is set-based (one query per kind of row for a whole batch) and writing is executemany, because
-round trips, not SQL, are what limit a worker (see bench/README.md).
+Loading is set-based (one query for a whole batch) and writing one statement per batch, because round
+trips, not SQL, are what limit a worker (see bench/README.md). A customer's fields and subscriptions are
+JSON columns of their row (migration 0003): they come with the row the batch locks and go with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, FieldValue, SubscriptionState
-from customer_updates.store.sql import dialect_insert, in_param, is_postgres, rows_of, update_rows, upsert_rows
+from customer_updates.store.sql import in_param, is_postgres, update_rows
 
 _SCALARS = (
     "org_id", "mobile", "email", "external_id", "firstname", "lastname", "registered_on", "registered_till",
@@ -26,8 +27,17 @@ _SCALARS = (
 )
 
 
-# The columns a state is made of, in the order they are selected (CustomerState has these attributes).
-_LOADED = ("user_id", *_SCALARS, "stamps", "fired")
+# The columns a state is made of, in the order they are selected (CustomerState has these attributes,
+# but for the last three: `custom`, `extended` and `subscriptions`).
+_LOADED = ("user_id", *_SCALARS, "stamps", "fired", "custom_fields", "extended_fields", "subscriptions")
+
+
+def _stamp(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _state(row: Any) -> CustomerState:
@@ -38,7 +48,15 @@ def _state(row: Any) -> CustomerState:
     values["points_summaries"] = [dict(s) for s in (values["points_summaries"] or [])]
     values["stamps"] = {k: datetime.fromisoformat(v) for k, v in (values["stamps"] or {}).items()}
     values["fired"] = set(values["fired"] or [])
-    values["custom"], values["extended"], values["subscriptions"] = {}, {}, {}
+    values["custom"] = {name: FieldValue(value, _stamp(at))
+                        for name, (value, at) in (values.pop("custom_fields") or {}).items()}
+    values["extended"] = {name: FieldValue(value, _stamp(at))
+                          for name, (value, at) in (values.pop("extended_fields") or {}).items()}
+    subscriptions = {}
+    for key, (status, scope, at) in (values["subscriptions"] or {}).items():
+        channel, _, priority = key.partition(":")
+        subscriptions[(channel, priority)] = SubscriptionState(status, scope, _stamp(at))
+    values["subscriptions"] = subscriptions
     state = object.__new__(CustomerState)
     state.__dict__.update(values)
     return state
@@ -48,12 +66,18 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     values = {name: getattr(state, name) for name in _SCALARS}
     values["stamps"] = {k: v.isoformat() for k, v in sorted(state.stamps.items())}
     values["fired"] = sorted(state.fired)
+    values["custom_fields"] = {name: [fv.value, _iso(fv.issued_at)] for name, fv in sorted(state.custom.items())}
+    values["extended_fields"] = {name: [fv.value, _iso(fv.issued_at)]
+                                 for name, fv in sorted(state.extended.items())}
+    values["subscriptions"] = {f"{channel}:{priority}": [sub.status, sub.scope, _iso(sub.issued_at)]
+                               for (channel, priority), sub in sorted(state.subscriptions.items())}
     return values
 
 
 def _row_differs(old: CustomerState, new: CustomerState) -> bool:
     """Whether the customer row must be written (row_values of both, compared without building them)."""
-    return (old.stamps != new.stamps or old.fired != new.fired
+    return (old.stamps != new.stamps or old.fired != new.fired or old.custom != new.custom
+            or old.extended != new.extended or old.subscriptions != new.subscriptions
             or any(getattr(old, name) != getattr(new, name) for name in _SCALARS))
 
 
@@ -61,16 +85,13 @@ LookupKey = tuple[str, Any]  # ("user_id", 42) or an identifier and its normalis
 
 
 def load_customers(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]],
-                   lock: bool, with_fields: bool = True) -> list[CustomerState]:
+                   lock: bool) -> list[CustomerState]:
     """Every customer of the org that one of the identifiers or ids names, plus their merge chains.
-
-    `with_fields=False` leaves custom and extended fields and subscriptions out (two queries fewer), for
-    callers that change none of them: write_changes then sees nothing to write there either.
 
     With `lock`, rows are locked FOR UPDATE in user_id order (one order for every worker: no deadlock
     between two merges of the same pair); SQLite has no row locks, its writers are serialised instead.
     """
-    states, _ = _load(session, org_id, ids, identifiers, lock=lock, skip_locked=False, with_fields=with_fields)
+    states, _ = _load(session, org_id, ids, identifiers, lock=lock, skip_locked=False)
     return states
 
 
@@ -82,11 +103,11 @@ def load_unlocked_customers(session: Session, org_id: int, ids: Iterable[int],
     Two workers' batches of a few hundred random customers share a customer or two most of the time;
     waiting for the other's commit left each worker idle an eighth of the time (bench/README.md). The
     caller sets aside the commands that name a returned key and applies them after its commit."""
-    return _load(session, org_id, ids, identifiers, lock=True, skip_locked=is_postgres(session), with_fields=True)
+    return _load(session, org_id, ids, identifiers, lock=True, skip_locked=is_postgres(session))
 
 
 def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[str, set[str]], lock: bool,
-          skip_locked: bool, with_fields: bool) -> tuple[list[CustomerState], set[LookupKey]]:
+          skip_locked: bool) -> tuple[list[CustomerState], set[LookupKey]]:
     wanted_by: dict[str, set[Any]] = {"user_id": set(ids), **identifiers}
     keys = tuple(name for name, values in wanted_by.items() if values)
     if not keys:
@@ -116,10 +137,7 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
         # Follow merge chains (a victim's identifier leads to its survivor).
         wanted = {r.merged_into for r in rows.values()
                   if r.merged_into and r.merged_into not in rows and r.merged_into not in busy}
-    states = {uid: _state(row) for uid, row in rows.items()}
-    if states and with_fields:
-        _attach_fields(session, states)
-    return list(states.values()), _keys_leading_to(busy, found, rows)
+    return [_state(row) for row in rows.values()], _keys_leading_to(busy, found, rows)
 
 
 # The statements of a load are made once per process and shape: building a statement and its cache key
@@ -161,25 +179,9 @@ def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]
     return keys
 
 
-def _attach_fields(session: Session, states: dict[int, CustomerState]) -> None:
-    # Thousands of rows a batch: fetched at once and unpacked as tuples (a row fetched at a time and read
-    # by attribute took 9.2 ms for 3,000 rows in a micro-benchmark, this 5.0 ms).
-    ids = list(states)
-    fields = t.CustomerField.__table__.c
-    for user_id, kind, name, value, issued_at in rows_of(
-            session, fields.user_id, (fields.user_id, fields.kind, fields.name, fields.value, fields.issued_at), ids):
-        state = states[user_id]
-        (state.custom if kind == "custom" else state.extended)[name] = FieldValue(value, issued_at)
-    subs = t.Subscription.__table__.c
-    for user_id, channel, priority, scope, status, issued_at in rows_of(
-            session, subs.user_id, (subs.user_id, subs.channel, subs.priority, subs.scope, subs.status,
-                                    subs.issued_at), ids):
-        states[user_id].subscriptions[(channel, priority)] = SubscriptionState(status, scope, issued_at)
-
-
 def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
-    """Write what differs between the loaded and the final states, in an order the unique indexes accept:
-    customers who became inactive first, so that their identifiers are free for the survivors."""
+    """Write the rows that differ between the loaded and the final states, in an order the unique indexes
+    accept: customers who became inactive first, so that their identifiers are free for the survivors."""
     changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
     table: Any = t.Customer.__table__
     postgres = is_postgres(session)
@@ -192,37 +194,3 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
             session.execute(update(table).where(table.c.user_id == bindparam("b_user_id")),
                             [{"b_user_id": s.user_id, **row_values(s)} for s in group])
 
-    insert = dialect_insert(session)
-    field_rows = []
-    sub_rows = []
-    for uid, state in after.items():
-        old = before[uid]
-        if state is old:  # untouched by the batch (rules copy on write)
-            continue
-        for kind, values, old_values in (("custom", state.custom, old.custom),
-                                         ("extended", state.extended, old.extended)):
-            for name, fv in values.items():
-                if old_values.get(name) != fv:
-                    field_rows.append({"user_id": uid, "kind": kind, "name": name, "value": fv.value,
-                                       "issued_at": fv.issued_at})
-        for (channel, priority), sub in state.subscriptions.items():
-            if old.subscriptions.get((channel, priority)) != sub:
-                sub_rows.append({"user_id": uid, "channel": channel, "priority": priority, "scope": sub.scope,
-                                 "status": sub.status, "issued_at": sub.issued_at})
-    if postgres:
-        if field_rows:
-            upsert_rows(session, t.CustomerField.__tablename__, ("user_id", "kind", "name"), field_rows)
-        if sub_rows:
-            upsert_rows(session, t.Subscription.__tablename__, ("user_id", "channel", "priority"), sub_rows)
-        return
-    if field_rows:  # Core tables: the ORM bulk path adds Python work per row and nothing else here
-        stmt = insert(t.CustomerField.__table__)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["user_id", "kind", "name"],
-            set_={"value": stmt.excluded.value, "issued_at": stmt.excluded.issued_at}), field_rows)
-    if sub_rows:
-        stmt = insert(t.Subscription.__table__)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["user_id", "channel", "priority"],
-            set_={"scope": stmt.excluded.scope, "status": stmt.excluded.status,
-                  "issued_at": stmt.excluded.issued_at}), sub_rows)

@@ -26,7 +26,8 @@ def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple
 
 @functools.cache
 def _records_statement(postgres: bool) -> Select[Any]:
-    # Made once per process (store/sql.child_rows_statement); plain rows, the identity map is no use here.
+    # Made once per process (building a statement cost more CPU than running it); plain rows, the identity
+    # map is no use here.
     stored = t.CommandRecord.__table__.c
     return (select(stored.org_id, stored.request_id, stored.payload_hash, stored.result)
             .where(stored.org_id == bindparam("org_id"), in_param(stored.request_id, "request_ids", postgres)))

@@ -8,11 +8,11 @@ new every time and was parsed again for each batch (a tenth of a worker's time, 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import ColumnElement, Select, Table, any_, bindparam, func, literal_column, select, text, true
+from sqlalchemy import ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -40,35 +40,6 @@ def in_param(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 
-def rows_of(session: Session, key: Any, columns: Sequence[Any], values: Iterable[Any]) -> Sequence[Any]:
-    """The rows of `SELECT columns WHERE key IN (values)` for a child table looked up by its parents' ids,
-    each row once however often its id is given. On PostgreSQL with `child_rows_statement`."""
-    values = list(dict.fromkeys(values))  # each row once, as IN gives it
-    return session.execute(child_rows_statement(key, tuple(columns), is_postgres(session)), {"ids": values}).all()
-
-
-@functools.cache
-def child_rows_statement(key: Any, columns: tuple[Any, ...], postgres: bool) -> Select[Any]:
-    """The rows of a child table whose `key` is in the list parameter `ids` (elsewhere than PostgreSQL a
-    plain `IN`).
-
-    On PostgreSQL each id is looked up on its own (`unnest(:ids)` joined LATERAL), so the plan is an index
-    lookup per id whatever the table's statistics say. After a few executions PostgreSQL may plan a
-    prepared statement once for any parameters, from the statistics it has then: with `= ANY(:array)` on a
-    table that looked small (a new org's subscriptions) that plan compared every row with every one of 500
-    ids (50 ms a batch); joined to the unnested array, with statistics taken while the table was empty, it
-    read the whole table for each batch (9 ms at 60,000 rows).
-
-    Made once per process: building the subquery, the lateral join and their column collections took
-    1.4 ms of CPU per call, more than running it."""
-    if not postgres:
-        return select(*columns).where(in_param(key, "ids", postgres=False))
-    wanted = select(func.unnest(bindparam("ids", type_=ARRAY(key.type))).label("id")).subquery("wanted")
-    # OFFSET 0 keeps the planner from flattening the subquery into a join it may hash.
-    found = select(*columns).where(key == wanted.c.id).offset(literal_column("0")).lateral("found")
-    return select(*(found.c[c.name] for c in columns)).select_from(wanted).join(found, true())
-
-
 def next_ids(session: Session, table: str, column: str, count: int) -> list[int]:
     """`count` values of a PostgreSQL serial column's sequence, in one round trip (rows then go by COPY).
 
@@ -94,19 +65,6 @@ def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str,
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
     session.execute(text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v '
                          f'WHERE t."{key}" = v."{key}"'),
-                    {"rows": jsontext.dumps(rows)})
-
-
-def upsert_rows(session: Session, table: str, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL: INSERT ... ON CONFLICT (keys) DO UPDATE of the other columns, in one statement.
-
-    The keys must be unique among `rows` (PostgreSQL refuses to update one row twice in a statement)."""
-    columns = list(rows[0])
-    names = ", ".join(f'"{name}"' for name in columns)
-    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name not in keys)
-    conflict = ", ".join(f'"{name}"' for name in keys)
-    session.execute(text(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {_recordset(table)} '
-                         f'ON CONFLICT ({conflict}) DO UPDATE SET {updates}'),
                     {"rows": jsontext.dumps(rows)})
 
 

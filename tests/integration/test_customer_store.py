@@ -52,18 +52,18 @@ def test_written_changes_of_every_column_kind_read_back_unchanged(loaded_db):
     assert store.row_values(again[second]) == store.row_values(before[second])
 
 
-def test_a_second_write_of_the_same_field_updates_it_instead_of_adding_a_row(loaded_db):
+def test_a_second_write_of_the_same_field_replaces_its_value_and_stamp_in_the_customer_row(loaded_db):
     first, _ = _first_two(loaded_db)
-    for value in ("espresso", "mocha"):
+    for value, when in (("espresso", datetime(2026, 1, 1)), ("mocha", WHEN)):
         with session_scope(loaded_db) as session:
             loaded = store.load_customers(session, 1, [first], {}, lock=True)
             changed = loaded[0].copy()
-            changed.custom = {**changed.custom, "favourite_drink": FieldValue(value, WHEN)}
+            changed.custom = {**changed.custom, "favourite_drink": FieldValue(value, when)}
             store.write_changes(session, {first: loaded[0]}, {first: changed})
     with session_scope(loaded_db) as session:
-        rows = session.execute(select(t.CustomerField.value).where(
-            t.CustomerField.user_id == first, t.CustomerField.name == "favourite_drink")).all()
-    assert [r.value for r in rows] == ["mocha"]
+        stored = session.scalar(select(t.Customer.custom_fields).where(t.Customer.user_id == first))
+    assert stored is not None
+    assert stored["favourite_drink"] == ["mocha", WHEN.isoformat()]
 
 
 def test_loading_by_ids_alone_follows_merge_chains_and_leaves_out_unknown_ids_and_other_orgs(loaded_db):
@@ -79,5 +79,5 @@ def test_loading_by_ids_alone_follows_merge_chains_and_leaves_out_unknown_ids_an
     asked = [victim, 10**12, other_org]
     for lock in (True, False):
         with session_scope(loaded_db) as session:
-            found = {s.user_id for s in store.load_customers(session, 1, asked, {}, lock=lock, with_fields=False)}
+            found = {s.user_id for s in store.load_customers(session, 1, asked, {}, lock=lock)}
         assert found == {victim, survivor}

@@ -1,0 +1,74 @@
+"""Migrations carry the data across, both ways, on both databases (store/migrate, migrations/versions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alembic import command
+from sqlalchemy import text
+
+from customer_updates.rules.state import FieldValue, SubscriptionState
+from customer_updates.store import customers as store
+from customer_updates.store.db import dispose_engines, get_engine, session_scope
+from customer_updates.store.migrate import alembic_config, upgrade
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 890123)
+LATER = datetime(2026, 5, 6, 7, 8, 9)
+
+
+def _old_rows(url: str) -> None:
+    """A customer with fields and subscriptions as revision 0002 kept them: rows of their own tables."""
+    with get_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO orgs (id, name, configs, side_effects, version) "
+                          "VALUES (1, 'Org', '{}', '{}', 1)"))
+        for user_id in (1, 2):
+            conn.execute(text("INSERT INTO customers (user_id, org_id, mobile, type, fraud_status, loyalty_points, "
+                              "lifetime_points, lifetime_purchases, points_summaries, stamps, fired, active) "
+                              "VALUES (:id, 1, :mobile, 'LOYALTY', 'NONE', 0, 0, 0, '[]', '{}', '[]', :active)"),
+                         {"id": user_id, "mobile": f"91900000000{user_id}", "active": True})
+        conn.execute(text("INSERT INTO customer_fields (user_id, kind, name, value, issued_at) VALUES "
+                          "(1, 'custom', 'favourite_drink', 'say \"chai\"', :when), "
+                          "(1, 'custom', 'nickname', NULL, NULL), "
+                          "(1, 'extended', 'city', 'Pune', :later)"), {"when": WHEN, "later": LATER})
+        conn.execute(text("INSERT INTO subscriptions (user_id, channel, priority, scope, status, issued_at) VALUES "
+                          "(1, 'SMS', 'TRANS', 'ALL', 1, :when), (1, 'EMAIL', 'BULK', 'ALL', 0, NULL)"),
+                     {"when": WHEN})
+
+
+def _states(url: str) -> dict[int, store.CustomerState]:
+    with session_scope(url) as session:
+        return {s.user_id: s for s in store.load_customers(session, 1, [1, 2], {}, lock=False)}
+
+
+def test_fields_and_subscriptions_move_into_the_customer_row_and_back(db_url):
+    config = alembic_config(db_url)
+    command.downgrade(config, "0002")
+    _old_rows(db_url)
+    dispose_engines()  # the engines' cached table metadata is of the other revision
+
+    upgrade(db_url)
+    states = _states(db_url)
+    assert states[1].custom == {"favourite_drink": FieldValue('say "chai"', WHEN), "nickname": FieldValue(None)}
+    assert states[1].extended == {"city": FieldValue("Pune", LATER)}
+    assert states[1].subscriptions == {("SMS", "TRANS"): SubscriptionState(1, "ALL", WHEN),
+                                       ("EMAIL", "BULK"): SubscriptionState(0, "ALL", None)}
+    assert (states[2].custom, states[2].extended, states[2].subscriptions) == ({}, {}, {})
+
+    dispose_engines()
+    command.downgrade(config, "0002")
+    with get_engine(db_url).connect() as conn:
+        fields = conn.execute(text("SELECT user_id, kind, name, value, issued_at FROM customer_fields "
+                                   "ORDER BY name")).all()
+        subs = conn.execute(text("SELECT user_id, channel, priority, scope, status, issued_at FROM subscriptions "
+                                 "ORDER BY channel")).all()
+    # SQLite gives timestamps back as the text it keeps.
+    as_time = [datetime.fromisoformat(v) if isinstance(v, str) else v for v in (r[4] for r in fields)]
+    assert [tuple(r[:4]) for r in fields] == [(1, "extended", "city", "Pune"),
+                                              (1, "custom", "favourite_drink", 'say "chai"'),
+                                              (1, "custom", "nickname", None)]
+    assert as_time == [LATER, WHEN, None]
+    sub_times = [datetime.fromisoformat(v) if isinstance(v, str) else v for v in (r[5] for r in subs)]
+    assert [tuple(r[:5]) for r in subs] == [(1, "EMAIL", "BULK", "ALL", 0), (1, "SMS", "TRANS", "ALL", 1)]
+    assert sub_times == [None, WHEN]
+    dispose_engines()
+    upgrade(db_url)  # and up again, as the fixture left it
