@@ -36,10 +36,6 @@ def _stamp(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _state(row: Any) -> CustomerState:
     # Filled as a dict and not through the dataclass's __init__ and a setattr per column: this runs for
     # every customer a batch touches, and was a twentieth of a worker's time the other way.
@@ -63,14 +59,16 @@ def _state(row: Any) -> CustomerState:
 
 
 def row_values(state: CustomerState) -> dict[str, Any]:
+    """The state as column values. Timestamps inside JSON columns stay datetimes: the JSON encoder
+    (jsontext, for both databases) writes them as ISO text in C, where isoformat() calls were 2% of a
+    batch."""
     values = {name: getattr(state, name) for name in _SCALARS}
-    values["stamps"] = {k: v.isoformat() for k, v in sorted(state.stamps.items())}
+    values["stamps"] = dict(state.stamps)
     values["fired"] = sorted(state.fired)
-    values["custom_fields"] = {name: [fv.value, _iso(fv.issued_at)] for name, fv in sorted(state.custom.items())}
-    values["extended_fields"] = {name: [fv.value, _iso(fv.issued_at)]
-                                 for name, fv in sorted(state.extended.items())}
-    values["subscriptions"] = {f"{channel}:{priority}": [sub.status, sub.scope, _iso(sub.issued_at)]
-                               for (channel, priority), sub in sorted(state.subscriptions.items())}
+    values["custom_fields"] = {name: [fv.value, fv.issued_at] for name, fv in state.custom.items()}
+    values["extended_fields"] = {name: [fv.value, fv.issued_at] for name, fv in state.extended.items()}
+    values["subscriptions"] = {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
+                               for (channel, priority), sub in state.subscriptions.items()}
     return values
 
 

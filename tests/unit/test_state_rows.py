@@ -6,6 +6,7 @@ from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 
+from customer_updates import jsontext
 from customer_updates.rules.state import CustomerState, FieldValue, SubscriptionState
 from customer_updates.store.customers import _LOADED, _state, row_values
 
@@ -27,8 +28,8 @@ def test_a_row_becomes_a_state_equal_to_one_made_by_the_dataclass():
                              subscriptions={("SMS", "TRANS"): SubscriptionState(1, "ALL", WHEN),
                                             ("EMAIL", "BULK"): SubscriptionState(0, "ALL", None)})
     stored = {"user_id": 7, **row_values(expected)}
-    stored["stamps"] = {"firstname": WHEN.isoformat()}
-    stored["fired"] = ["first_fill:email"]
+    for column in ("stamps", "fired", "custom_fields", "extended_fields", "subscriptions"):
+        stored[column] = jsontext.loads(jsontext.dumps(stored[column]))  # as the JSON column gives it back
 
     state = _state(tuple(stored[name] for name in _LOADED))
 
