@@ -92,6 +92,7 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
     with session_scope(url) as session:
         load_org(session, OrgSpec.model_validate(BENCH_ORG))
     registered = datetime(2020, 1, 1)
+    stamp = registered.isoformat()  # when the seeded fields were set
     for start in range(0, layout.customers, chunk):
         rows: list[dict[str, Any]] = []
         ref_rows: list[dict[str, Any]] = []
@@ -99,7 +100,6 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
             mobile, email = layout.identifiers(i)
             full = i < layout.full_end
             custom, extended, subscribed = profile_fields(i) if full else ({}, {}, [])
-            stamp = registered.isoformat()
             rows.append({"user_id": i + 1, "org_id": ORG_ID, "mobile": mobile, "email": email,
                          "firstname": f"First{i}", "lastname": f"Last{i}", "registered_on": registered,
                          "type": "LOYALTY", "fraud_status": "NONE", "loyalty_points": 0, "lifetime_points": 0,
