@@ -81,3 +81,11 @@ def test_loading_by_ids_alone_follows_merge_chains_and_leaves_out_unknown_ids_an
         with session_scope(loaded_db) as session:
             found = {s.user_id for s in store.load_customers(session, 1, asked, {}, lock=lock)}
         assert found == {victim, survivor}
+
+
+def test_imported_customers_keep_their_custom_fields_and_subscriptions(loaded_db):
+    with session_scope(loaded_db) as session:
+        chen = store.load_customers(session, 1, [], {"mobile": {"919800000003"}}, lock=False)
+        dana = store.load_customers(session, 1, [], {"email": {"dana@example.com"}}, lock=False)
+    assert [s.custom for s in chen] == [{"favourite_drink": FieldValue("flat white")}]
+    assert [s.subscriptions for s in dana] == [{("EMAIL", "BULK"): SubscriptionState(1, "ALL", None)}]
