@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +59,25 @@ POLL = 0.05  # seconds between polls while waiting for a run to finish
 LAST = 50  # updates at the end of the queue whose results gate counting (wait_applied)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The bench process's garbage collector off, and what exists frozen out of its sight, for a phase.
+
+    The bench process holds the whole workload and the updates of the throughput phase: a full collection
+    of that heap took about 100 ms, once in most 6 s latency phases, and held the paced producer and the
+    poller alike (an enqueue call of 118 ms, every update sent or seen in it 100 ms late), which read as
+    the system's p99. With the heap frozen the phase's own objects still made one of 25 ms. Reference
+    counting frees what a phase makes; its few cycles wait for the end."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 PACE_TICK = 0.005  # seconds between the paced producer's enqueue calls while measuring latency
 POLL_CHUNK = 64  # waiting request ids looked up per Redis round trip while measuring latency
 
@@ -90,31 +112,32 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
                     break
             time.sleep(0.005)
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    start = time.monotonic()
-    sent = 0
-    while (elapsed := time.monotonic() - start) < seconds:
-        # Every whole message that is due goes in one enqueue call, as a producer hands over what it
-        # collected since its last call. With one call per message (as before; a manifest write and a
-        # pipeline each) the bench process took 63% of a core at 774 one-update messages/s, mostly in
-        # those calls, from the two cores the worker runs on; now 33% at 970/s.
-        due = (int(rate * elapsed) - sent) // message_size * message_size
-        if due > 0:
-            updates: list[Update] = []
-            while len(updates) < due:
-                u = workload.next()
-                if u.kind != "duplicate":  # a duplicate's result exists already: no latency to see
-                    updates.append(u)
-            with lock:
-                now = time.monotonic()
-                for u in updates:
-                    sent_at[u.request_id] = now
-            target.enqueue(updates)
-            sent += len(updates)
-        time.sleep(PACE_TICK)
-    finished.set()
-    poller.join(timeout=30)
+    with collector_paused():
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        start = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - start) < seconds:
+            # Every whole message that is due goes in one enqueue call, as a producer hands over what it
+            # collected since its last call. With one call per message (as before; a manifest write and a
+            # pipeline each) the bench process took 63% of a core at 774 one-update messages/s, mostly in
+            # those calls, from the two cores the worker runs on; now 33% at 970/s.
+            due = (int(rate * elapsed) - sent) // message_size * message_size
+            if due > 0:
+                updates: list[Update] = []
+                while len(updates) < due:
+                    u = workload.next()
+                    if u.kind != "duplicate":  # a duplicate's result exists already: no latency to see
+                        updates.append(u)
+                with lock:
+                    now = time.monotonic()
+                    for u in updates:
+                        sent_at[u.request_id] = now
+                target.enqueue(updates)
+                sent += len(updates)
+            time.sleep(PACE_TICK)
+        finished.set()
+        poller.join(timeout=30)
     return latencies
 
 
@@ -126,8 +149,10 @@ def measure(target: Target, workload: Workload, updates: int, workers: int, mess
     worker = target.start(workers, log_dir / log_name)
     try:
         worker.wait_ready()
-        started, cpu_before = time.monotonic(), worker.cpu_seconds()
-        finished = wait_applied(target, target.expected(batch), timeout, [u.request_id for u in batch[-LAST:]])
+        with collector_paused():  # a pause of the bench's collector would read as the run's end coming late
+            started, cpu_before = time.monotonic(), worker.cpu_seconds()
+            finished = wait_applied(target, target.expected(batch), timeout,
+                                    [u.request_id for u in batch[-LAST:]])
         cpu = worker.cpu_seconds() - cpu_before
         rate = len(batch) / (finished - started)
         paced = rate / 2
