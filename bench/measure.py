@@ -149,8 +149,10 @@ def measure(target: Target, workload: Workload, updates: int, workers: int, mess
     worker = target.start(workers, log_dir / log_name)
     try:
         worker.wait_ready()
-        with collector_paused():  # a pause of the bench's collector would read as the run's end coming late
-            started, cpu_before = time.monotonic(), worker.cpu_seconds()
+        started, cpu_before = time.monotonic(), worker.cpu_seconds()
+        # The clock runs from "ready" (the worker is applying already), so the collection that pausing
+        # the collector begins with is inside the run; a pause later would read as the end coming late.
+        with collector_paused():
             finished = wait_applied(target, target.expected(batch), timeout,
                                     [u.request_id for u in batch[-LAST:]])
         cpu = worker.cpu_seconds() - cpu_before
