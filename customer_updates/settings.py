@@ -33,9 +33,18 @@ class Settings(BaseSettings):
         description="Seconds before Redis hands an unacknowledged message (e.g. of a killed worker) to "
         "another worker. Longer than the longest task, short enough for a quick recovery.",
     )
-    max_retries: int = Field(6, description="Transient-failure retries of one message before it is dead-lettered.")
-    retry_backoff_base: float = Field(0.5, description="First retry delay in seconds; doubles each retry.")
-    retry_backoff_max: float = Field(30.0, description="Upper bound of one retry delay in seconds.")
+    max_retries: int = Field(
+        30, description="Most transient-failure retries of one message, whatever retry_budget_seconds allows."
+    )
+    retry_budget_seconds: float = Field(
+        60.0, description="A message failing transiently is retried until its retries have surely waited this "
+        "long in all (each delay is at least half its bound), then dead-lettered: longer than a database "
+        "restart or failover."
+    )
+    retry_backoff_base: float = Field(
+        0.5, description="Bound of the first retry delay in seconds; doubles each retry."
+    )
+    retry_backoff_max: float = Field(10.0, description="Upper bound of one retry delay in seconds.")
     result_ttl_seconds: int = Field(
         7 * 24 * 3600, description="How long results stay readable in Redis (the database keeps them longer)."
     )

@@ -60,8 +60,10 @@ def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] 
         return handle.award(rt, list(outbox_ids or []) + ([outbox_id] if outbox_id is not None else []))
     except handle.TRANSIENT as exc:
         retries = self.request.retries or 0
+        if not handle.may_retry(rt.settings, retries):
+            raise  # acked as failed; the relay republishes awards still not done, minutes later
         delay = handle.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)
-        raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.max_retries) from exc
+        raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
 
 
 @app.task(name=RELAY_TASK, acks_late=True, Request=_AfterBatches)

@@ -24,6 +24,7 @@ from customer_updates.runtime import Runtime
 from customer_updates.services import awards as award_service
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
 from customer_updates.services.publish import publish_outbox
+from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
 
 log = logging.getLogger("customer_updates.worker")
@@ -52,11 +53,32 @@ def as_commands(kwargs: Any) -> list[Any] | None:
     return commands if isinstance(commands, list) else None
 
 
-def backoff(settings_base: float, settings_max: float, attempt: int) -> float:
-    """Exponential backoff with full jitter (spreads retries of many workers after a common outage).
+def _bound(settings_base: float, settings_max: float, attempt: int) -> float:
+    # The exponent is capped: `attempt` comes from the message, and 2.0 ** 1100 overflows a float.
+    return min(settings_max, settings_base * 2 ** min(max(attempt, 0), 30))
 
-    The exponent is capped: `attempt` comes from the message, and 2.0 ** 1100 overflows a float."""
-    return random.uniform(0, min(settings_max, settings_base * 2 ** min(max(attempt, 0), 30)))
+
+def backoff(settings_base: float, settings_max: float, attempt: int) -> float:
+    """Exponential backoff with equal jitter: a delay between half its bound and the bound.
+
+    The jitter spreads the retries of many workers after a common outage; the lower half-bound lets
+    `may_retry` know how long a message's retries have surely waited without a clock in the message."""
+    bound = _bound(settings_base, settings_max, attempt)
+    return random.uniform(bound / 2, bound)
+
+
+def may_retry(settings: Settings, attempt: int) -> bool:
+    """Whether a message that failed transiently `attempt` times before gets another try: until its
+    retries have surely waited `retry_budget_seconds` (so that a database restart or failover is outlasted),
+    and at most `max_retries` times."""
+    if attempt >= settings.max_retries:
+        return False
+    waited = 0.0
+    for earlier in range(max(attempt, 0)):
+        waited += _bound(settings.retry_backoff_base, settings.retry_backoff_max, earlier) / 2
+        if waited >= settings.retry_budget_seconds:
+            return False
+    return True
 
 
 def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[list[int]], None],
@@ -192,7 +214,7 @@ def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
 def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
                           requeue: Callable[[Message, float], None]) -> None:
     error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-    if msg.attempt < rt.settings.max_retries:
+    if may_retry(rt.settings, msg.attempt):
         delay = backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt)
         log.warning("retrying message", extra={"attempt": msg.attempt + 1, "delay_s": round(delay, 3),
                                                "commands": len(msg.commands), "error": type(exc).__name__})
