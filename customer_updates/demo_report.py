@@ -36,7 +36,7 @@ def describe(item: Any) -> str:
 
 def _status(item: dict[str, Any]) -> tuple[str, str]:
     status = item["item_status"]
-    warnings = status.get("warnings", {}).get("warning", [])
+    warnings = status.get("warning_details", [])
     ok = status["success"] == "true"
     head = f"[{'green' if ok else 'red'}]{status['code']}[/] {status['message']}"
     return head, "\n".join(f"{w['code']} {w['message']}" for w in warnings)

@@ -2,6 +2,7 @@
 
     CustomerUpdatesError
     ├── InvalidBody        the body or envelope given to the producer is not of the contract
+    ├── RequestIdConflict  409: a request id whose stored result was made for another payload
     ├── UnknownOrg         a command names an org that is not loaded
     └── NotFound           a customer, result or batch does not exist (yet)
 
@@ -17,6 +18,17 @@ class CustomerUpdatesError(Exception):
 
 class InvalidBody(CustomerUpdatesError, ValueError):
     pass
+
+
+class RequestIdConflict(CustomerUpdatesError):
+    """409 (SPEC §6): the request id was already used with a different payload. Nothing was enqueued."""
+
+    def __init__(self, org_id: int, request_ids: list[str]) -> None:
+        self.org_id = org_id
+        self.request_ids = request_ids
+        shown = ", ".join(request_ids[:5]) + (" ..." if len(request_ids) > 5 else "")
+        super().__init__(f"409 Conflict: request id already used with a different payload (org {org_id}: "
+                         f"{shown}); nothing was enqueued")
 
 
 class UnknownOrg(CustomerUpdatesError):

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from customer_updates import jsontext
-from customer_updates.models.results import batch_response
+from customer_updates.models.results import batch_response, conflict_item, wire_item
 
 
 def result_key(org_id: int, request_id: str) -> str:
@@ -69,9 +69,28 @@ def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None
         client.register_script(_SET_ALL)(keys=keys, args=[ttl, *values])
 
 
-def read_result(client: redis.Redis, org_id: int, request_id: str) -> dict[str, Any] | None:
+def stored_hashes(client: redis.Redis, org_id: int, request_ids: list[str]) -> list[str | None]:
+    """The payload hash each request id's stored result was made for (None where none is stored)."""
+    if not request_ids:
+        return []
+    raws = client.mget([result_key(org_id, rid) for rid in request_ids])
+    return [str(json.loads(raw)["hash"]) if raw else None for raw in raws]
+
+
+def read_result(client: redis.Redis, org_id: int, request_id: str, wanted_hash: str | None = None,
+                payload: Any = None) -> dict[str, Any] | None:
+    """The result of a request id; with `wanted_hash` (the hash of the payload its reader sent), the
+    result of that payload: a result stored for another payload means this one is refused with 409."""
     raw = client.get(result_key(org_id, request_id))
-    return json.loads(raw)["result"] if raw else None
+    if not raw:
+        return None
+    stored = json.loads(raw)
+    if wanted_hash is None or stored["hash"] == wanted_hash:
+        return wire_item(stored["result"])
+    # The first payload's result is stored, so this one's outcome is certain even before the worker
+    # stores its own 409 copy (or when it was never enqueued).
+    rejected = client.get(rejected_key(org_id, request_id, wanted_hash))
+    return wire_item(json.loads(rejected)) if rejected else conflict_item(payload)
 
 
 def read_batch(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any] | None:
@@ -88,7 +107,7 @@ def read_batch(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any
         if stored is None:
             return None
         if stored["hash"] == wanted_hash:
-            items.append(stored["result"])
+            items.append(wire_item(stored["result"]))
         else:
             items.append(None)
             missing_rejected.append((len(items) - 1, rejected_key(org_id, rid, wanted_hash)))
@@ -97,7 +116,7 @@ def read_batch(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any
         for (index, _), raw in zip(missing_rejected, found, strict=True):
             if not raw:
                 return None
-            items[index] = json.loads(raw)
+            items[index] = wire_item(json.loads(raw))
     return batch_response([i for i in items if i is not None])
 
 

@@ -16,8 +16,9 @@ import redis
 from pydantic import ValidationError
 
 from customer_updates import mailbox
-from customer_updates.errors import InvalidBody
-from customer_updates.models.commands import Command, UserContext, payload_hash, utcnow
+from customer_updates.errors import InvalidBody, RequestIdConflict
+from customer_updates.models.commands import Command, UserContext, payload_hash, unusable_value, utcnow
+from customer_updates.models.v11 import checked_batch, checked_item
 from customer_updates.rules.parse import as_list
 from customer_updates.settings import Settings, get_settings
 
@@ -41,11 +42,22 @@ def items_of(body: Any) -> list[Any]:
     return items
 
 
+def refuse_unusable(customer: Any) -> None:
+    """Refuse what the worker would fail with code 400 whatever the rules say: text that is not Unicode
+    (a lone surrogate), numbers that are not finite, integers beyond 64 bits."""
+    problem = unusable_value(customer)
+    if problem is not None:
+        raise InvalidBody(problem)
+
+
 class Producer:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._redis: redis.Redis | None = None
         self._celery: Any = None
+        # The payload hash of each request id this producer sent, so that its reads can tell a 409 (the id's
+        # stored result belongs to another payload) from its own result. Bounded: oldest forgotten first.
+        self._sent: dict[tuple[int, str], str] = {}
 
     @classmethod
     def from_env(cls) -> Producer:
@@ -80,6 +92,7 @@ class Producer:
             first = exc.errors()[0]
             raise InvalidBody(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
         wire = command.model_dump(mode="json", exclude_none=True)
+        refuse_unusable(customer)
         wire["customer"] = customer  # raw, as given: the worker validates it and answers with a code
         return wire
 
@@ -90,8 +103,29 @@ class Producer:
 
         command = self._command(org_id, customer, request_id, issued_at, user_context)
         json.dumps(command)  # refuse what JSON cannot carry, here rather than in the worker
+        # A made-up id can have no result of another payload: neither a round trip nor a memory for it.
+        sent = payload_hash(customer) if request_id is not None else None
+        if request_id is not None and sent is not None:
+            self._refuse_conflicts(org_id, [request_id], [sent])
         publish_many([[command]], celery=self.celery)  # one pipelined round trip (message and event)
+        if request_id is not None and sent is not None:
+            self._remember(org_id, [(request_id, sent)])
         return str(command["request_id"])
+
+    def _refuse_conflicts(self, org_id: int, request_ids: list[str], hashes: list[str]) -> None:
+        """SPEC §6 409: refuse request ids whose stored result was made for another payload."""
+        stored = mailbox.stored_hashes(self.redis, org_id, request_ids)
+        conflicts = [rid for rid, mine, theirs in zip(request_ids, hashes, stored, strict=True)
+                     if theirs is not None and theirs != mine]
+        if conflicts:
+            raise RequestIdConflict(org_id, conflicts)
+
+    def _remember(self, org_id: int, sent: list[tuple[str, str]]) -> None:
+        limit = max(0, self.settings.producer_remembered_hashes)
+        for request_id, digest in sent[-limit:] if limit else ():
+            self._sent[(org_id, request_id)] = digest
+        while len(self._sent) > limit:
+            del self._sent[next(iter(self._sent))]
 
     def enqueue_batch(self, org_id: int, body: Any, *, request_ids: list[str] | None = None,
                       issued_at: datetime | None = None, user_context: dict[str, Any] | UserContext | None = None,
@@ -110,21 +144,35 @@ class Producer:
         for request_id in request_ids or ():
             if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
                 raise InvalidBody("each request id must be a string of 1 to 100 characters")
+        for item in items:
+            refuse_unusable(item)
         commands = [{**template, "request_id": request_ids[i] if request_ids else uuid.uuid4().hex,
                      "position": i, "customer": item} for i, item in enumerate(items)]
         manifest = [[c["request_id"], payload_hash(c["customer"])] for c in commands]
+        if request_ids is not None:
+            self._refuse_conflicts(org_id, [rid for rid, _ in manifest], [digest for _, digest in manifest])
         # The manifest first: a reader that sees results must be able to find the batch.
         self.redis.set(mailbox.batch_key(org_id, batch_id), json.dumps(manifest),
                        ex=self.settings.result_ttl_seconds)
         size = max(1, self.settings.producer_message_size)
         publish_many([commands[i:i + size] for i in range(0, len(commands), size)], celery=self.celery)
+        if request_ids is not None:  # made-up ids cannot be reused by another payload: nothing to remember
+            self._remember(org_id, [(rid, digest) for rid, digest in manifest])
         return BatchReceipt(batch_id, [c["request_id"] for c in commands])
 
-    def get_result(self, org_id: int, request_id: str, timeout: float = 0) -> dict[str, Any] | None:
-        return mailbox.wait_for(lambda: mailbox.read_result(self.redis, org_id, request_id), timeout)
+    def get_result(self, org_id: int, request_id: str, timeout: float = 0, *,
+                   payload: Any = None) -> dict[str, Any] | None:
+        """The v1.1 item of a request id. A 409 item when its stored result was made for another payload
+        than `payload` (or than the one this producer sent under that id)."""
+        wanted = payload_hash(payload) if payload is not None else self._sent.get((org_id, request_id))
+        found = mailbox.wait_for(
+            lambda: mailbox.read_result(self.redis, org_id, request_id, wanted, payload), timeout)
+        return checked_item(found) if found is not None else None
 
     def get_batch_result(self, org_id: int, batch_id: str, timeout: float = 0) -> dict[str, Any] | None:
-        return mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)
+        # The batch's manifest holds each item's payload hash: a reused request id reads as its 409.
+        found = mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)
+        return checked_batch(found) if found is not None else None
 
     def close(self) -> None:
         if self._redis is not None:

@@ -108,12 +108,24 @@ class Settings(BaseSettings):
     producer_message_size: int = Field(
         100, description="Commands per queue message when the producer splits a large batch."
     )
+    producer_remembered_hashes: int = Field(
+        100_000, ge=0, description="How many request ids given by the caller a Producer remembers the payload "
+        "hash of, so that its get_result answers 409 when the id's stored result belongs to another payload."
+    )
     flower_basic_auth: str = Field("", description="user:password for Flower's basic auth (empty: no auth).")
     health_max_wait_seconds: float = Field(
         60.0, description="`health` says degraded when a queue's oldest message waited longer than this."
     )
     health_max_outbox_age_seconds: float = Field(
         120.0, description="`health` says degraded when follow-on work (outbox) waits longer than this."
+    )
+    health_worker_timeout_seconds: float = Field(
+        1.0, description="How long `health` waits for workers to answer its broadcast (a worker that does not "
+        "answer in time counts as absent)."
+    )
+    health_worker_min_uptime_seconds: float = Field(
+        10.0, description="`health` says degraded when every worker consuming a queue has been up for less "
+        "than this (workers restarting in a loop answer now and then, but apply nothing)."
     )
     http_wait_seconds: float = Field(
         5.0, description="How long the HTTP ingress waits for a batch result before answering 202."
@@ -123,6 +135,37 @@ class Settings(BaseSettings):
     http_auth_cache_seconds: float = Field(
         60.0, description="How long the HTTP ingress trusts a verified credential before checking it again "
         "(scrypt is slow on purpose; a changed or removed credential takes effect after this long)."
+    )
+    http_login_failures_per_client: str = Field(
+        "20/minute", description="Failed logins allowed per client address in a moving window (`limits` notation, "
+        "e.g. 20/minute); beyond it the ingress answers 429 with Retry-After, without checking the password."
+    )
+    http_login_failures_per_username: str = Field(
+        "10/minute", description="Failed logins allowed per username in a moving window, from any address "
+        "(`limits` notation); beyond it a login not verified before is answered 429."
+    )
+    http_auth_max_hashing: int = Field(
+        2, ge=1, description="Most password verifications (scrypt, 16 MiB each) one ingress process runs at once."
+    )
+    http_auth_max_pending: int = Field(
+        64, ge=1, description="Most logins one ingress process verifies or holds waiting for verification; "
+        "beyond it the ingress answers 429 with Retry-After."
+    )
+    http_keep_alive_seconds: int = Field(
+        5, ge=1, description="How long an idle keep-alive connection stays open between requests."
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a connection may take to send a request's headers (after it opens, "
+        "or after the previous response) before it is closed."
+    )
+    http_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a request may take to send its body before the ingress answers 408."
+    )
+    http_max_connections: int = Field(
+        1000, ge=1, description="Most open connections per ingress process; connections beyond are closed at once."
+    )
+    http_max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest request line plus headers; larger ones are answered 400."
     )
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     log_json: bool = Field(True, description="Emit logs as JSON lines (false: plain text for local work).")

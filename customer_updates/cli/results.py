@@ -128,7 +128,7 @@ def show_items(items: list[dict[str, Any]]) -> None:
     table = Table("user_id", "code", "message", "warnings", "points", "effects")
     for item in items:
         status = item["item_status"]
-        warnings = ", ".join(str(w["code"]) for w in status.get("warnings", {}).get("warning", []))
+        warnings = ", ".join(str(w) for w in status.get("warnings", {}).get("warning", []))
         effects = ", ".join(f"{e['type']}:{e.get('awarded_points') or e.get('upgraded_slab_name')}"
                             for e in item.get("side_effects", {}).get("effect", []))
         table.add_row(str(item.get("user_id", "")), str(status["code"]), status["message"][:70], warnings,

@@ -118,10 +118,11 @@ def _subscriptions(item: dict[str, Any]) -> list[SubscriptionChange]:
 
 def _fraud_status(item: dict[str, Any]) -> str | None:
     value = item.get("fraud_status")
-    if value is None:
-        return None
     if isinstance(value, dict):
         value = value.get("status")
+    # Empty counts as not passed (SPEC §2): the original's documented sample sends {"status": ""}.
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
     if not isinstance(value, str) or value.strip().upper() not in ("CONFIRMED", "NONE"):
         raise ItemRejected(Code.INVALID_INPUT, "fraud_status must be CONFIRMED or NONE")
     return value.strip().upper()

@@ -47,6 +47,16 @@ def slab_for(org: OrgConfig, lifetime_points: int) -> SlabDef | None:
     return max(reached, key=lambda s: s.number) if reached else None
 
 
+def effective_slab(org: OrgConfig, state: CustomerState) -> SlabDef | None:
+    """The slab a customer is in (SPEC §1): its stored slab, else, for a LOYALTY member (an import, a
+    conversion), the one its lifetime points reach, the lowest from the start. NON_LOYALTY: none."""
+    if state.slab_number is not None:
+        return org.slab(state.slab_number)
+    if state.type != "LOYALTY" or not org.slabs:
+        return None
+    return slab_for(org, state.lifetime_points) or min(org.slabs, key=lambda s: s.number)
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     month = moment.month - 1 + months
     year, month = moment.year + month // 12, month % 12 + 1
@@ -58,6 +68,9 @@ def add_months(moment: datetime, months: int) -> datetime:
 def apply_award(org: OrgConfig, state: CustomerState, points: int, rule: str,
                 now: datetime) -> list[dict[str, Any]]:
     """Raise points (in place) and upgrade the tier if a threshold is crossed. Returns v1.1 effects."""
+    # The slab before these points (a member is in the lowest from the start, SPEC §1): a member's first
+    # points are then no upgrade into the lowest slab.
+    previous = effective_slab(org, state)
     state.loyalty_points += points
     state.lifetime_points += points
     for summary in state.points_summaries:
@@ -68,15 +81,16 @@ def apply_award(org: OrgConfig, state: CustomerState, points: int, rule: str,
         {"type": "points", "awarded_points": points, "total_points": state.loyalty_points, "rule": rule}
     ]
     target = slab_for(org, state.lifetime_points)
-    if target is not None and target.number > (state.slab_number or 0):
-        previous = org.slab(state.slab_number)
+    if target is not None and target.number > (previous.number if previous else 0):
         effects.append({
             "type": "slab",
-            "previous_slab_name": previous.name if previous else None,
-            "previous_slab_number": state.slab_number,
+            "previous_slab_name": previous.name if previous else "",
+            "previous_slab_number": previous.number if previous else 0,
             "upgraded_slab_name": target.name,
             "upgraded_slab_number": target.number,
         })
         state.slab_number = target.number
         state.tier_expiry_date = add_months(now, target.validity_months) if target.validity_months else None
+    elif state.slab_number is None and previous is not None:
+        state.slab_number = previous.number  # stored from now on, as the SPEC's "always in a slab"
     return effects

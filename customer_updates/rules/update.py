@@ -32,9 +32,6 @@ class Warning_:
     code: Code
     message: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": int(self.code), "message": self.message}
-
 
 @dataclass(frozen=True)
 class Change:
@@ -105,24 +102,32 @@ class _Editor:
 
 
 def find_target(org: OrgConfig, item: UpdateItem, directory: Directory) -> tuple[CustomerState, str, bool]:
-    """SPEC §3.2: the target, the identifier that found it, and whether a merge chain was followed."""
-    order = ["id", org.primary_identifier, "mobile", "external_id", "email"]
-    for name in dict.fromkeys(order):  # keeps order, drops the repeated primary
-        if name == "id":
-            if item.id is not None:
-                found, via_chain = directory.find("id", str(item.id))
-                if found is not None:
-                    return found, "id", via_chain
-            continue
+    """SPEC §3.2: the target, the identifier that found it, and whether a merge chain was followed.
+
+    `id` alone decides when passed. Otherwise malformed identifiers take no part in the lookup, so the
+    outcome never depends on the lookup order: they fail the item only when no identifier was passed
+    well formed (the secondary-identifier step warns about them when the target was found)."""
+    if item.id is not None:
+        found, via_chain = directory.find("id", str(item.id))
+        if found is None:
+            raise ItemRejected(Code.CUSTOMER_NOT_FOUND, f"no customer with id {item.id}")
+        return found, "id", via_chain
+    malformed: list[str] = []
+    well_formed = False
+    for name in dict.fromkeys((org.primary_identifier, "mobile", "external_id", "email")):
         raw = item.identifiers.get(name)
         if raw is None:
             continue
         value = normalise(name, raw, org)
         if value is None:
-            raise ItemRejected(INVALID_CODE[name])
+            malformed.append(name)
+            continue
+        well_formed = True
         found, via_chain = directory.find(name, value)
         if found is not None:
             return found, name, via_chain
+    if malformed and not well_formed:
+        raise ItemRejected(INVALID_CODE[malformed[0]])
     raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
 
 

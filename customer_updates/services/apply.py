@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from customer_updates import jsontext
 from customer_updates.models import tables as t
-from customer_updates.models.commands import Command, utcnow
+from customer_updates.models.commands import Command, unusable_value, utcnow
 from customer_updates.models.results import customer_item, failed_item, item_status
 from customer_updates.rules.codes import Code, message
 from customer_updates.rules.directory import Directory
@@ -71,6 +71,7 @@ class _Pending:
     # (code, message), not the exception: its traceback's frames would hold the whole batch in a
     # reference cycle, which only the garbage collector frees (16 ms a batch of 500).
     rejection: tuple[Code, str] | None = None
+    echo: Any = None  # what a failed result echoes of the item (nothing of an item no store can keep)
 
 
 def decode(raw_commands: list[Any], outcome: BatchOutcome) -> list[tuple[Any, Command]]:
@@ -134,7 +135,11 @@ class BatchApplier:
         }
         by_org: dict[int, list[_Pending]] = {}
         for raw, command in commands:
-            by_org.setdefault(command.org_id, []).append(_Pending(raw, command, command.payload_hash()))
+            pending = _Pending(raw, command, command.payload_hash(), echo=command.customer)
+            unusable = unusable_value(command.customer)
+            if unusable is not None:
+                pending.rejection, pending.echo = (Code.INVALID_INPUT, message(Code.INVALID_INPUT, unusable)), None
+            by_org.setdefault(command.org_id, []).append(pending)
         for org_id, pendings in by_org.items():
             self._apply_org(org_id, pendings, seen)
         self._write()
@@ -143,6 +148,8 @@ class BatchApplier:
     def _apply_org(self, org_id: int, pendings: list[_Pending], seen: dict[tuple[int, str], StoredResult]) -> None:
         org = self.orgs.get(self.session, org_id)
         for p in pendings:
+            if p.rejection is not None:
+                continue
             try:
                 p.item = parse_item(p.command.customer)
             except ItemRejected as exc:
@@ -182,11 +189,11 @@ class BatchApplier:
     def _apply_one(self, org: OrgConfig | None, p: _Pending, directory: Directory) -> StoredResult:
         cmd = p.command
         if org is None:
-            return self._record(p, failed_item(cmd.customer, Code.INVALID_INPUT,
+            return self._record(p, failed_item(p.echo, Code.INVALID_INPUT,
                                                message(Code.INVALID_INPUT, f"org_id {cmd.org_id} is not a known org")))
         if p.rejection is not None or p.item is None:
             code, text = p.rejection or (Code.INVALID_INPUT, message(Code.INVALID_INPUT))
-            return self._record(p, failed_item(cmd.customer, code, text))
+            return self._record(p, failed_item(p.echo, code, text))
         try:
             applied = apply_item(org, p.item, directory, cmd.issued_at, self.now)
         except ItemRejected as exc:
@@ -198,7 +205,7 @@ class BatchApplier:
             directory.put(merge.victim)
         directory.put(applied.target)
         effects = self._follow_on(org, cmd, applied)
-        status = item_status(Code.SUCCESS, warnings=[w.as_dict() for w in applied.warnings])
+        status = item_status(Code.SUCCESS, warnings=[(w.code, w.message) for w in applied.warnings])
         return self._record(p, customer_item(org, applied.target, status, effects))
 
     def _follow_on(self, org: OrgConfig, cmd: Command, applied: Applied) -> list[dict[str, Any]]:
@@ -254,7 +261,7 @@ class BatchApplier:
 
     def _conflict(self, p: _Pending) -> None:
         cmd = p.command
-        result = failed_item(cmd.customer, Code.CONFLICTING_REQUEST_ID, message(Code.CONFLICTING_REQUEST_ID))
+        result = failed_item(p.echo, Code.CONFLICTING_REQUEST_ID, message(Code.CONFLICTING_REQUEST_ID))
         self.rejected.append({"org_id": cmd.org_id, "request_id": cmd.request_id, "payload_hash": p.hash,
                               "batch_id": cmd.batch_id, "position": cmd.position, "result": result,
                               "created_at": self.now})

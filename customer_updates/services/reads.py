@@ -38,8 +38,7 @@ def get_customer(session: Session, orgs: OrgCache, org_id: int, by: str, value: 
     found, via_chain = Directory(loaded).find(by, key)
     if found is None:
         return failed_item(raw, Code.CUSTOMER_NOT_FOUND, "Cannot find customer with the provided identifier")
-    warnings = [{"code": int(Code.SURVIVOR_RETRIEVED),
-                 "message": "Retrieved survivor account for the requested merge victim"}] if via_chain else []
+    warnings = [(Code.SURVIVOR_RETRIEVED, f"user_id {found.user_id}")] if via_chain else []
     return customer_item(org, found, item_status(Code.SUCCESS, RETRIEVED, warnings))
 
 
