@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-_Open = ConfigDict(extra="allow")
+from customer_updates.models import v11
+
 _DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 
 
@@ -47,7 +48,7 @@ class SubscriptionsInput(BaseModel):
 
 
 class FraudStatusInput(BaseModel):
-    status: Literal["CONFIRMED", "NONE"]
+    status: Literal["CONFIRMED", "NONE", ""] = Field(description='"" counts as not passed (the original\'s sample).')
 
 
 class CustomerUpdateInput(BaseModel):
@@ -68,7 +69,7 @@ class CustomerUpdateInput(BaseModel):
     custom_fields: CustomFieldsInput | None = None
     extended_fields: ExtendedFieldsInput | None = None
     subscriptions: SubscriptionsInput | None = None
-    fraud_status: FraudStatusInput | Literal["CONFIRMED", "NONE"] | None = None
+    fraud_status: FraudStatusInput | Literal["CONFIRMED", "NONE", ""] | None = None
 
 
 class UpdateRoot(BaseModel):
@@ -93,101 +94,9 @@ UPDATE_EXAMPLE: dict[str, Any] = {"root": {"customer": [{
 
 # -- responses -------------------------------------------------------------------------------------------
 
-class ItemWarning(BaseModel):
-    code: int
-    message: str
-
-
-class Warnings(BaseModel):
-    warning: list[ItemWarning]
-
-
-class ItemStatus(BaseModel):
-    success: Literal["true", "false"]
-    code: int = Field(description="1000 on success, else the SPEC code of the failure.")
-    message: str
-    warnings: Warnings
-
-
-class NameValue(BaseModel):
-    model_config = _Open
-    name: str
-    value: Any = None
-
-
-class NameValues(BaseModel):
-    field: list[NameValue]
-
-
-class SubscriptionState(BaseModel):
-    model_config = _Open
-    channel: str
-    priority: str
-    scope: str | None = None
-    status: str = Field(description="`1` subscribed, `0` unsubscribed.")
-
-
-class Subscriptions(BaseModel):
-    subscription: list[SubscriptionState]
-
-
-class Effects(BaseModel):
-    effect: list[dict[str, Any]]
-
-
-class PointsSummaries(BaseModel):
-    points_summary: list[dict[str, Any]]
-
-
-class CustomerItem(BaseModel):
-    """A customer in the v1.1 item shape. A failed item has only the identifiers passed and item_status."""
-
-    model_config = _Open
-    user_id: int | None = None
-    mobile: str | None = None
-    email: str | None = None
-    external_id: str | None = None
-    id: str | None = None
-    firstname: str | None = None
-    lastname: str | None = None
-    lifetime_points: int | None = None
-    lifetime_purchases: float | None = None
-    loyalty_points: int | None = None
-    current_slab: str | None = None
-    tier_expiry_date: str | None = None
-    points_summaries: PointsSummaries | None = None
-    registered_on: str | None = None
-    updated_on: str | None = None
-    type: str | None = None
-    fraud_status: str | None = None
-    custom_fields: NameValues | None = None
-    extended_fields: NameValues | None = None
-    subscriptions: Subscriptions | None = None
-    side_effects: Effects | None = None
-    item_status: ItemStatus
-
-
-class BatchStatus(BaseModel):
-    success: Literal["true", "false"] = Field(description='"false" only when every item failed (code 500).')
-    code: int = Field(description="200 all succeeded, 201 some failed, 500 all failed.")
-    message: str
-    total: int
-    success_count: int
-
-
-class Customers(BaseModel):
-    customer: list[CustomerItem]
-
-
-class BatchBody(BaseModel):
-    status: BatchStatus
-    customers: Customers
-
-
-class BatchResponse(BaseModel):
-    """The v1.1 response (SPEC §6). Items are in request order."""
-
-    response: BatchBody
+# The v1.1 documents with the original's types: one model for every way out (models/v11.py).
+CustomerItem = v11.CustomerItem
+BatchResponse = v11.BatchDocument
 
 
 class AcceptedStatus(BaseModel):
