@@ -57,37 +57,58 @@ def enqueue(file: Path, org_id: int, wait: float, as_json: bool) -> None:
     if result is None:
         fail(f"no result after {wait}s; later: customer-updates batch {receipt.batch_id} --org {org_id}")
     assert result is not None
-    print_json(result) if as_json else show_batch(result)
+    print_json(result) if as_json else show_batch(result)  # checked by get_batch_result
 
 
-def _redis_or_db_result(settings: Settings, org_id: int, request_id: str) -> dict[str, Any] | None:
+def _redis_or_db_result(settings: Settings, org_id: int, request_id: str,
+                        payload: Any = None) -> dict[str, Any] | None:
+    """The result of a request id; with `payload`, the result of that payload (409 if the id's stored
+    result was made for another one)."""
     import redis
 
+    from customer_updates.models.commands import payload_hash
+    from customer_updates.models.results import conflict_item, wire_item
     from customer_updates.store.db import session_scope
     from customer_updates.store.records import read_record
 
+    wanted = payload_hash(payload) if payload is not None else None
     try:
-        found = mailbox.read_result(redis.Redis.from_url(settings.redis_url), org_id, request_id)
+        found = mailbox.read_result(redis.Redis.from_url(settings.redis_url), org_id, request_id, wanted, payload)
     except redis.RedisError:
         found = None
     if found is not None:
         return found
     with session_scope(settings.database_url) as session:  # expired from Redis: the durable copy
         record = read_record(session, org_id, request_id)
-        return record.result if record else None
+        if record is None:
+            return None
+        if wanted is not None and record.payload_hash != wanted:
+            return conflict_item(payload)
+        return wire_item(record.result)
 
 
 @main.command()
 @click.argument("request_id")
 @click.option("--org", "org_id", type=int, required=True)
 @click.option("--json", "as_json", is_flag=True)
-def result(request_id: str, org_id: int, as_json: bool) -> None:
+@click.option("--payload", "payload_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The customer item (JSON) sent under this request id: a result made for another payload "
+                   "then shows as 409.")
+def result(request_id: str, org_id: int, as_json: bool, payload_file: Path | None) -> None:
     """Show the stored result of one command."""
-    found = _redis_or_db_result(get_settings(), org_id, request_id)
+    from customer_updates.models.v11 import checked_item
+
+    payload = None
+    if payload_file is not None:
+        try:
+            payload = json.loads(payload_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            fail(f"{payload_file} is not JSON: {exc}")
+    found = _redis_or_db_result(get_settings(), org_id, request_id, payload)
     if found is None:
         fail(f"no result for request {request_id} of org {org_id} (not applied yet, or unknown)")
     assert found is not None
-    print_json(found) if as_json else show_items([found])
+    print_json(checked_item(found)) if as_json else show_items([found])
 
 
 @main.command()
@@ -98,7 +119,8 @@ def batch(batch_id: str, org_id: int, as_json: bool) -> None:
     """Show the v1.1 response of a batch."""
     import redis
 
-    from customer_updates.models.results import batch_response
+    from customer_updates.models.results import batch_response, wire_item
+    from customer_updates.models.v11 import checked_batch
     from customer_updates.store.db import session_scope
     from customer_updates.store.records import read_batch
 
@@ -110,11 +132,11 @@ def batch(batch_id: str, org_id: int, as_json: bool) -> None:
     if found is None:
         with session_scope(settings.database_url) as session:
             items = read_batch(session, org_id, batch_id)
-        found = batch_response(items) if items else None
+        found = batch_response([wire_item(i) for i in items]) if items else None
     if found is None:
         fail(f"batch {batch_id} of org {org_id} is not done (or unknown)")
     assert found is not None
-    print_json(found) if as_json else show_batch(found)
+    print_json(checked_batch(found)) if as_json else show_batch(found)
 
 
 def show_batch(response: dict[str, Any]) -> None:
