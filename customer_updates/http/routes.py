@@ -11,10 +11,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from customer_updates import mailbox
+from customer_updates.http import xml as v11_xml
 from customer_updates.http.auth import Principal
 from customer_updates.http.body import read_limited, update_items
 from customer_updates.http.errors import ACCESS_DENIED, BATCH_LIMIT_EXCEEDED, ApiError
@@ -26,7 +27,7 @@ from customer_updates.http.schemas import (
 )
 from customer_updates.http.state import Ingress
 from customer_updates.models.commands import UserContext
-from customer_updates.models.results import batch_response, failed_item
+from customer_updates.models.results import batch_response, failed_item, wire_item
 from customer_updates.rules.codes import Code
 from customer_updates.rules.identifiers import INVALID_CODE
 from customer_updates.services.reads import get_customer
@@ -86,11 +87,18 @@ def user_context(
     entity_type: Annotated[str | None, Header(alias="USER-CONTEXT-ENTITY-TYPE", max_length=100,
                                               description="Who made the change, e.g. USER or TILL.")] = None,
     entity_id: Annotated[str | None, Header(alias="USER-CONTEXT-ENTITY-ID", max_length=100)] = None,
-    source: Annotated[str | None, Header(alias="USER-CONTEXT-SOURCE", max_length=100,
+    source: Annotated[str | None, Header(alias="USER-CONTEXT-ENTITY-SOURCE", max_length=100,
                                          description="The calling system, e.g. POS or CRM.")] = None,
-    source_id: Annotated[str | None, Header(alias="USER-CONTEXT-SOURCE-ID", max_length=100)] = None,
+    source_id: Annotated[str | None, Header(alias="USER-CONTEXT-ENTITY-SOURCE-ID", max_length=100)] = None,
+    old_source: Annotated[str | None, Header(alias="USER-CONTEXT-SOURCE", max_length=100,
+                                             description="Former name of USER-CONTEXT-ENTITY-SOURCE.")] = None,
+    old_source_id: Annotated[str | None, Header(alias="USER-CONTEXT-SOURCE-ID", max_length=100,
+                                                description="Former name of USER-CONTEXT-ENTITY-SOURCE-ID.")] = None,
 ) -> UserContext:
-    """The audit trail's `user_context`. Without entity headers the entity is the authenticated till."""
+    """The audit trail's `user_context` (the original's USER-CONTEXT-ENTITY-* headers; the former
+    USER-CONTEXT-SOURCE names still count). Without entity headers the entity is the authenticated till."""
+    source = source if source is not None else old_source
+    source_id = source_id if source_id is not None else old_source_id
     if entity_type is None and entity_id is None:
         entity_type, entity_id = "TILL", principal.till_code or principal.username
     return UserContext(entity_type=entity_type, entity_id=entity_id, source=source, source_id=source_id)
@@ -136,17 +144,18 @@ async def update_customers(
     request: Request,
     principal: Annotated[Principal, Depends(writer)],
     context: Annotated[UserContext, Depends(user_context)],
-    format: Annotated[Literal["json"], Query(description="Only JSON is served.")] = "json",
+    format: Annotated[Literal["json", "xml"], Query(description="The answer's format, as the original's.")] = "json",
     wait: Annotated[bool, Query(description="Wait for the result (up to the configured time).")] = True,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", pattern=_KEY_PATTERN,
         description="Makes a retried request apply nothing twice; also the batch id.")] = None,
-) -> JSONResponse:
+) -> Response:
     """Update customers (v1.1). The org is the one of the credentials. Each item is its own command."""
     ingress = ingress_of(request)
     settings = ingress.settings
     raw = await read_limited(request, settings.http_max_body_bytes)
-    items = update_items(raw, settings.http_max_batch_items)
+    items = update_items(v11_xml.body_as_json(raw) if v11_xml.is_xml_body(request) else raw,
+                         settings.http_max_batch_items)
     batch_id = idempotency_key
     request_ids = [f"{idempotency_key}:{i}" for i in range(len(items))] if idempotency_key else None
     receipt = await run_in_threadpool(lambda: ingress.producer.enqueue_batch(
@@ -159,7 +168,7 @@ async def update_customers(
         if wait and timeout > 0 else None
     if found is None:
         return _accepted(receipt.batch_id, len(items))
-    return JSONResponse(found)
+    return v11_xml.respond(found, format)
 
 
 for method, operation_id in (("POST", "updateCustomers"), ("PUT", "updateCustomersPut")):
@@ -178,7 +187,7 @@ def _batch_result(ingress: Ingress, org_id: int, batch_id: str) -> tuple[str, di
     # Redis keeps results for result_ttl_seconds; the database keeps the durable copy longer.
     with session_scope(ingress.settings.database_url) as session:
         items = records.read_batch(session, org_id, batch_id)
-    return ("done", batch_response(items)) if items else ("unknown", None)
+    return ("done", batch_response([wire_item(i) for i in items])) if items else ("unknown", None)
 
 
 @router.get(RESULT_PATH, operation_id="getUpdateResult", summary="The result of an update batch",
@@ -191,13 +200,14 @@ async def update_result(
     request: Request,
     principal: Annotated[Principal, Depends(authenticated)],
     batch_id: Annotated[str, Query(min_length=1, max_length=100, pattern=_KEY_PATTERN.replace("64", "100"))],
-) -> JSONResponse:
+    format: Annotated[Literal["json", "xml"], Query(description="The answer's format, as the original's.")] = "json",
+) -> Response:
     state, found = await run_in_threadpool(_batch_result, ingress_of(request), principal.org_id, batch_id)
     if state == "pending":
         return _accepted(batch_id, None)
     if found is None:
         raise ApiError(404, 404, "No batch with this id for this org (or its results have expired)")
-    return JSONResponse(found)
+    return v11_xml.respond(found, format)
 
 
 def _lookups(values: dict[str, str | None], limit: int) -> list[tuple[str, str]]:
@@ -232,14 +242,14 @@ def _read_customers(ingress: Ingress, org_id: int, wanted: list[tuple[str, str]]
 def get_customers(
     request: Request,
     principal: Annotated[Principal, Depends(authenticated)],
-    format: Annotated[Literal["json"], Query(description="Only JSON is served.")] = "json",
+    format: Annotated[Literal["json", "xml"], Query(description="The answer's format, as the original's.")] = "json",
     mobile: Annotated[str | None, Query(description="Comma-separated for several customers.")] = None,
     email: Annotated[str | None, Query(description="Comma-separated for several customers.")] = None,
     external_id: Annotated[str | None, Query(description="Comma-separated for several customers.")] = None,
     user_id: Annotated[str | None, Query(alias="id", description="user_id; comma-separated.")] = None,
-) -> JSONResponse:
+) -> Response:
     ingress = ingress_of(request)
     wanted = _lookups({"mobile": mobile, "email": email, "external_id": external_id, "id": user_id},
                       ingress.settings.http_max_batch_items)
     items = _read_customers(ingress, principal.org_id, wanted)
-    return JSONResponse(batch_response(items))
+    return v11_xml.respond(batch_response(items), format)
