@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The database's BIGINT, and what the result and outbox encoder (orjson) can write.
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 class UserContext(BaseModel):
@@ -25,7 +29,7 @@ class Command(BaseModel):
     becomes a stored failed result with a SPEC code instead of an exception at the producer."""
 
     model_config = ConfigDict(extra="ignore")
-    org_id: int = Field(gt=0)
+    org_id: int = Field(gt=0, le=INT64_MAX)
     # No control characters: ids are keys in the database and in Redis, and PostgreSQL refuses NUL.
     request_id: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     # When the producer decided the change. Raw producers may leave it out: then it is when the
@@ -33,8 +37,17 @@ class Command(BaseModel):
     issued_at: datetime = Field(default_factory=lambda: utcnow())
     user_context: UserContext | None = None
     batch_id: str | None = Field(None, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    position: int | None = Field(None, ge=0)
+    position: int | None = Field(None, ge=0, le=INT64_MAX)
     customer: Any = None
+
+    @field_validator("issued_at", mode="before")
+    @classmethod
+    def _kombu_datetime(cls, value: Any) -> Any:
+        # A command sent with a datetime through Celery's own JSON encoder arrives as kombu's marker; the
+        # worker decodes messages without kombu's type hooks (client data stays plain JSON), so unwrap it here.
+        if isinstance(value, dict) and value.get("__type__") == "datetime" and set(value) == {"__type__", "__value__"}:
+            return value["__value__"]
+        return value
 
     @field_validator("issued_at")
     @classmethod
@@ -47,9 +60,55 @@ class Command(BaseModel):
 
 
 def payload_hash(customer: Any) -> str:
-    """What makes two deliveries of a request id 'the same payload' (Stripe's idempotency rule)."""
+    """What makes two deliveries of a request id 'the same payload' (Stripe's idempotency rule).
+
+    Never raises: a payload that cannot be UTF-8 (a lone surrogate) is hashed in its ASCII-escaped form.
+    Such a command is refused anyway (`unusable_value`); its hash only has to be stable."""
     canonical = json.dumps(customer, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    try:
+        data = canonical.encode()
+    except UnicodeEncodeError:
+        data = json.dumps(customer, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def unusable_value(value: Any, path: str = "customer") -> str | None:
+    """Where a payload holds what no store can keep, e.g. "customer.lastname: lone surrogate", or None.
+
+    JSON lets a message carry lone surrogates (text that is not Unicode), numbers beyond any float (1e999
+    read as infinity, NaN) and integers beyond 64 bits; PostgreSQL, the result encoder and the payload hash
+    refuse them, so the command fails alone with code 400 instead of failing its whole transaction."""
+    if isinstance(value, str):
+        return None if value.isascii() or not _has_surrogate(value) else f"{path}: lone surrogate in text"
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else f"{path}: integer beyond 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: number is not finite"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = key if isinstance(key, str) else str(key)
+            if _has_surrogate(name):
+                return f"{path}: lone surrogate in a key"
+            found = unusable_value(item, f"{path}.{name[:60]}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unusable_value(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def utcnow() -> datetime:
