@@ -9,8 +9,11 @@ third) and sends task events, and each of those made a new `redis.Redis` client 
   more from the same queue, recording each as unacked in the same atomic step (kombu's BRPOP leaves a
   moment between taking a message and recording it; the script leaves none for the ones it takes);
 - `acknowledge_all` removes a whole batch's messages from the unacked index in one pipeline;
-- a queue entry that is not a kombu message (not JSON, or JSON without kombu's envelope) goes to the
-  dead-letter list: kombu decoded it outside any error handling, which stopped the worker and lost the entry.
+- a queue entry that is not a well-typed kombu message (customer_updates/envelope.py) goes to the
+  dead-letter list, whether BRPOP or the script took it: kombu and Celery read it outside any error
+  handling, which stopped the worker; and a message whose delivery raises anyway is dead-lettered too;
+- restoring unacknowledged messages (at shutdown, after the visibility timeout) decodes them as plain
+  JSON and dead-letters a record that is not such a message instead of putting it back on the queue.
 
 The keys and the records are kombu's own (`unacked`, `unacked_index`, `[payload, exchange, routing_key]`),
 so kombu's restore of unacknowledged messages (at shutdown, after the visibility timeout) works unchanged;
@@ -30,6 +33,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 
 from customer_updates import mailbox
+from customer_updates.envelope import Unusable, check, decode_entry
 from customer_updates.message_json import loads
 
 log = logging.getLogger("customer_updates.transport")
@@ -72,11 +76,38 @@ return taken
 
 
 class QoS(kombu_redis.QoS):
+    channel: Channel
+
     def append(self, message: Any, delivery_tag: str) -> None:
         if delivery_tag in self.channel.recorded_by_script:
             virtual.QoS.append(self, message, delivery_tag)  # in-memory bookkeeping only
         else:
             super().append(message, delivery_tag)
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        """kombu's, with the record decoded as plain JSON and checked: a record that is not a usable message
+        is dead-lettered instead of requeued (kombu's restore raised on some, stopping the worker, and
+        logged the whole message on others)."""
+
+        def restore_transaction(pipe: Any) -> None:
+            record = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if not record:
+                return
+            try:
+                payload, exchange, routing_key = loads(bytes_to_str(record))
+                check(payload)
+                if not isinstance(exchange, str) or not isinstance(routing_key, str):
+                    raise Unusable("unacked record has no exchange and routing key")
+            except (Unusable, ValueError, TypeError, RecursionError) as exc:
+                error = str(exc) if isinstance(exc, Unusable) else "unacked record is not [message, exchange, key]"
+                self.channel.dead_letter_entry(bytes_to_str(record), error, pipe)
+                return
+            self.channel._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+
+        with self.channel.conn_or_acquire(client) as client:
+            client.transaction(restore_transaction, self.unacked_key)
 
 
 class Channel(kombu_redis.Channel):
@@ -118,15 +149,21 @@ class Channel(kombu_redis.Channel):
             key, first = bytes_to_str(reply[0]), bytes_to_str(reply[1])
             queue = key.rsplit(self.sep, 1)[0]  # without the priority suffix
             self._queue_cycle.rotate(queue)
-            message = as_message(first)
-            if message is None:
-                self._dead_letter_entry(first)
+            try:
+                message = decode_entry(first)
+            except Unusable as exc:
+                self.dead_letter_entry(first, str(exc))
                 return True
             taken = self._record_and_take_more(queue, first)
-            # The script takes only entries it could decode as messages (it puts any other one back).
-            payloads = [message, *(loads(item) for item in taken or [])]
+            payloads = [(first, message)]
+            for item in taken or []:
+                # The script records what it can read as an envelope; the full check is here.
+                try:
+                    payloads.append((item, decode_entry(item)))
+                except Unusable as exc:
+                    self._dead_letter_recorded(item, str(exc))
             # What the script recorded as unacked: QoS.append only keeps it in memory.
-            self.recorded_by_script = (frozenset(p["properties"]["delivery_tag"] for p in payloads)
+            self.recorded_by_script = (frozenset(p["properties"]["delivery_tag"] for _, p in payloads)
                                        if taken is not None else frozenset())
             self._deliver_all(payloads, queue)
             return True
@@ -136,25 +173,49 @@ class Channel(kombu_redis.Channel):
             if reauth is not None:
                 reauth()
 
-    def _dead_letter_entry(self, entry: str) -> None:
-        error = "queue entry is not a kombu message"
+    def dead_letter_entry(self, entry: Any, error: str, pipe: Any = None) -> None:
+        """Push a raw queue entry to the dead-letter list (with `pipe`: as part of that pipeline)."""
         if self.dead_letter_key is None:
             log.error("queue entry dropped", extra={"error": error})
             return
-        with self.conn_or_acquire() as client:
-            mailbox.push_dead_letter(client, self.dead_letter_key, entry, error, attempts=1)
+        if pipe is not None:
+            mailbox.push_dead_letter(pipe, self.dead_letter_key, entry, error, attempts=1)
+        else:
+            with self.conn_or_acquire() as client:
+                mailbox.push_dead_letter(client, self.dead_letter_key, entry, error, attempts=1)
         log.error("dead letter", extra={"error": error, "attempts": 1})
 
-    def _deliver_all(self, payloads: list[Any], queue: str) -> None:
-        for number, payload in enumerate(payloads):
+    def _dead_letter_recorded(self, entry: str, error: str, tag: Any = None) -> None:
+        """Dead-letter an entry the script recorded as unacked, and forget that record, in one transaction."""
+        if tag is None:
+            try:
+                tag = loads(entry)["properties"]["delivery_tag"]
+            except Exception:  # the script records only entries with a delivery tag; nothing to forget
+                tag = None
+        with self.conn_or_acquire() as client, client.pipeline() as pipe:
+            self.dead_letter_entry(entry, error, pipe)
+            if isinstance(tag, str):
+                self.qos._remove_from_indices(tag, pipe)
+            pipe.execute()
+        if isinstance(tag, str):
+            self.qos._delivered.pop(tag, None)
+
+    def _deliver_all(self, payloads: list[tuple[str, Any]], queue: str) -> None:
+        for number, (raw, payload) in enumerate(payloads):
             try:
                 self.connection._deliver(payload, queue)
-            except BaseException:
+            except self.connection_errors:
                 # The rest are recorded as unacked but nobody holds them: back to the queue, next in line,
                 # instead of waiting for the visibility timeout.
-                for rest in reversed(payloads[number + 1:]):
+                for _, rest in reversed(payloads[number + 1:]):
                     self.qos.restore_by_tag(rest["properties"]["delivery_tag"], leftmost=True)
                 raise
+            except Exception as exc:
+                # What one message holds must never stop the worker (kombu's hub treats any error here as
+                # unrecoverable): that message goes to the dead-letter list, the others are delivered.
+                # No traceback: an exception's text may quote the message.
+                self._dead_letter_recorded(raw, f"delivery failed: {type(exc).__name__}",
+                                           payload["properties"]["delivery_tag"])
 
     def _record_and_take_more(self, queue: str, first: str) -> list[str] | None:
         """The further messages taken (recorded with the first as unacked), or None: nothing recorded."""
@@ -180,21 +241,6 @@ class Channel(kombu_redis.Channel):
         if not reply or int(reply[0]) != 1:
             return None
         return [bytes_to_str(item) for item in reply[1:]]
-
-
-def as_message(entry: str) -> dict[str, Any] | None:
-    """A queue entry decoded as kombu's envelope, or None when it is not one."""
-    try:
-        message = loads(entry)
-    except Exception:  # not JSON (JSONDecodeError), nested too deep (RecursionError): not a message either way
-        return None
-    if not isinstance(message, dict):
-        return None
-    properties = message.get("properties")
-    if not isinstance(properties, dict) or not isinstance(properties.get("delivery_tag"), str) \
-            or not isinstance(properties.get("delivery_info"), dict):
-        return None
-    return message
 
 
 class Transport(kombu_redis.Transport):
