@@ -5,7 +5,11 @@ whose body is not of the task protocol (and such a body breaks the consumer-side
 celery-batches, which unpacks it without a check). These messages can never succeed, so they are not
 retried (DESIGN §2); but nothing accepted may vanish silently: each is pushed, raw, with the error to the
 dead-letter list, and only then acknowledged. The log line names the error, never the body (it may
-carry personal data).
+carry personal data), nor anything an exception's text may quote of it.
+
+Any other error while receiving one message (Celery reading a header, a strategy) is that message's
+problem, not the worker's: Celery's hub treats it as unrecoverable and stops; here the message is
+dead-lettered and the worker goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ log = logging.getLogger("customer_updates.consumer")
 
 def raw_message(message: Any) -> dict[str, Any]:
     """What was on the queue, as it was: body as text when it is UTF-8, else base64."""
+    try:
+        return _raw_message(message)
+    except Exception:  # a message so broken that even this fails: its raw envelope, as kombu held it
+        return {"envelope": getattr(message, "_raw", None), "body": repr(getattr(message, "body", None))}
+
+
+def _raw_message(message: Any) -> dict[str, Any]:
     body = message.body
     if isinstance(body, bytes | bytearray):
         try:
@@ -58,7 +69,10 @@ class DeadLetteringConsumer(Consumer):
             return False
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        if self._dead_letter(message, f"undecodable body: {type(exc).__name__}: {str(exc)[:300]}"):
+        # The error's type only: decoders' messages may quote the body or its content type.
+        cause = exc.__cause__ or exc.__context__
+        detail = f" ({type(cause).__name__})" if cause is not None else ""
+        if self._dead_letter(message, f"undecodable body: {type(exc).__name__}{detail}"):
             message.ack()
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
@@ -66,13 +80,29 @@ class DeadLetteringConsumer(Consumer):
             message.reject_log_error(log, self.connection_errors)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        name = message.headers.get("task") if isinstance(message.headers, dict) else None
-        if self._dead_letter(message, f"unknown task: {str(name)[:200]}"):
+        # Not the name: it is the sender's text (the dead letter keeps the headers).
+        if self._dead_letter(message, "unknown task: the task header names no task of this worker"):
             message.reject_log_error(log, self.connection_errors)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        if self._dead_letter(message, f"invalid task message: {type(exc).__name__}: {str(exc)[:300]}"):
+        if self._dead_letter(message, f"invalid task message: {type(exc).__name__}"):
             message.reject_log_error(log, self.connection_errors)
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        received = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message: Any) -> Any:
+            try:
+                return received(message)
+            except self.connection_errors:
+                raise
+            except Exception as exc:
+                if self._dead_letter(message, f"message not received: {type(exc).__name__}") \
+                        and not message.acknowledged:
+                    message.ack_log_error(log, self.connection_errors)
+                return None
+
+        return on_task_received
 
     def update_strategies(self) -> None:
         super().update_strategies()

@@ -29,8 +29,27 @@ class JsonFormatter(logging.Formatter):
         return jsontext.dumps(entry)
 
 
+# kombu's and Celery's log lines that quote a whole message (its body, headers or an exception that
+# holds them): the worker handles these messages itself, so only the line's first words are kept.
+_QUOTES_MESSAGES = ("Could not restore message", "full contents of the message body", "Received unregistered task",
+                    "Received invalid task message", "Can't decode message body", "Unrecoverable error")
+
+
+class HideMessageBodies(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg if isinstance(record.msg, str) else ""
+        if any(part in text for part in _QUOTES_MESSAGES):
+            record.msg = text.split(":", 1)[0].split("\n", 1)[0] + " (message not shown: it may hold personal data)"
+            record.args = ()
+            if record.exc_info and record.exc_info[0] is not None:
+                record.__dict__["exc_type"] = record.exc_info[0].__name__
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(HideMessageBodies())
     handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
