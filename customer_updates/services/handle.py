@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,11 +87,15 @@ def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[
 
     Commands set aside because another worker's transaction held one of their customers go with the next
     chunk (by then that transaction has mostly committed); after the last chunk they get a transaction of
-    their own that waits for the customers, so that every command is applied before the messages are acked."""
+    their own that waits for the customers, so that every command is applied before the messages are acked.
+
+    A message larger than a transaction is applied in parts of `worker_batch_size` commands, in order: one
+    transaction per message let a raw producer force one as large as it liked (and the memory with it).
+    Each command has its own request id, so a part that is retried or dead-lettered affects only itself."""
     chunk: list[Message] = []
     size = 0
     set_aside: list[Message] = []
-    for msg in messages:
+    for msg in _parts(messages, max(1, rt.settings.worker_batch_size)):
         if chunk and size + len(msg.commands) > rt.settings.worker_batch_size:
             set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
             chunk, size = [], 0
@@ -101,6 +105,15 @@ def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[
         set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
     if set_aside:
         _apply_chunk(rt, set_aside, send_awards, requeue, wait_for_locks=True)
+
+
+def _parts(messages: list[Message], most: int) -> Iterator[Message]:
+    for msg in messages:
+        if len(msg.commands) <= most:
+            yield msg
+            continue
+        for start in range(0, len(msg.commands), most):
+            yield Message(msg.commands[start:start + most], msg.attempt)
 
 
 def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[int]], None],
