@@ -87,7 +87,7 @@ def test_poison_messages_are_dead_lettered_or_answered_and_good_commands_still_a
         org = 999 if request_id.endswith("unknown-org") else 1
         result = mailbox.read_result(client, org, request_id)
         assert result is not None, request_id
-        assert result["item_status"]["code"] == code, (request_id, result["item_status"])
+        assert int(result["item_status"]["code"]) == code, (request_id, result["item_status"])
     letters = dead_letters(redis_url)
     assert len(letters) == len(UNUSABLE) + len(invalid), [e["error"] for e in letters]
     errors = " | ".join(e["error"] for e in letters)
@@ -122,5 +122,5 @@ def test_a_list_entry_that_is_not_a_kombu_message_is_dead_lettered_and_does_not_
 
     check_outcome(pg_url, redis_url, workload)
     letters = {d["message"]: d["error"] for d in dead_letters(redis_url)}
-    assert letters == {"this is not JSON at all": "queue entry is not a kombu message",
-                       '{"no": "envelope"}': "queue entry is not a kombu message"}
+    assert set(letters) == {"this is not JSON at all", '{"no": "envelope"}'}
+    assert all(error.startswith("queue entry is not a kombu message") for error in letters.values())
