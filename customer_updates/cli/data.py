@@ -36,20 +36,25 @@ def orgs() -> None:
 @orgs.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def orgs_load(file: Path) -> None:
-    """Load an org file (YAML or JSON). Loading the same file twice changes nothing."""
-    from pydantic import ValidationError
+    """Load an org file (YAML or JSON). Loading the same file twice changes nothing.
 
+    The whole file is checked first: every problem is listed with its path, and nothing is loaded.
+    """
+    from customer_updates.models.orgfile import OrgFileError
     from customer_updates.store.db import session_scope
-    from customer_updates.store.orgs import load_org, read_org_file
+    from customer_updates.store.orgs import load_orgs, read_org_file
 
     try:
         spec = read_org_file(file)
-    except (ValidationError, ValueError) as exc:
-        fail(f"{file}: {exc}")
-    with session_scope(get_settings().database_url) as session:
-        for org in spec.orgs:
-            changed = load_org(session, org)
-            console.print(f"org {org.id} ({org.name}): {'loaded' if changed else 'unchanged'}")
+        with session_scope(get_settings().database_url) as session:
+            loaded = load_orgs(session, spec)
+    except OrgFileError as exc:
+        for problem in exc.problems:
+            console.print(f"{file.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
+        count = len(exc.problems)
+        fail(f"{count} problem{'s' if count != 1 else ''} in {file.name}, nothing loaded")
+    for org, changed in loaded:
+        console.print(f"org {org.id} ({org.name}): {'loaded' if changed else 'unchanged'}")
 
 
 @main.group()

@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import re2
+
 from customer_updates.rules.parse import FIELD_VALUE_MAX, custom_value_text
 from customer_updates.rules.state import ExtendedFieldDef, OrgConfig
 
+# A custom field's regex runs on every update that sets the field, so it is matched by RE2: linear in the
+# value's length whatever the pattern (no catastrophic backtracking can hang a worker). RE2 has no
+# backreferences or lookaround; a pattern that needs them is refused when the org file is loaded.
+REGEX_MAX = 500
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the refusal is reported to whoever loads the org file, not to stderr
+
+
+def compile_field_regex(pattern: str) -> Any:
+    """The compiled pattern; ValueError with the reason when RE2 cannot run it."""
+    if len(pattern) > REGEX_MAX:
+        raise ValueError(f"longer than {REGEX_MAX} characters")
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(f"refused by RE2, the linear-time engine (no backreferences or lookaround): {text}") from None
+
 
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> Any:
     try:
-        return re.compile(pattern)
-    except re.error:
-        return None
+        return compile_field_regex(pattern)
+    except ValueError:
+        return None  # stored before patterns were checked at load: the value is refused, never matched slowly
 
 
 def custom_field_value(org: OrgConfig, name: str, raw: Any) -> str | None:

@@ -15,16 +15,48 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.models.orgfile import OrgFile, OrgSpec
+from customer_updates.models.orgfile import CredentialSpec, OrgFile, OrgFileError, OrgSpec, parse_org_file
 from customer_updates.rules.state import ExtendedFieldDef, OrgConfig, SideEffectRules, SlabDef
 
 
 def read_org_file(path: Path) -> OrgFile:
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if isinstance(data, list):
-        data = {"orgs": data}
-    return OrgFile.model_validate(data)
+    """The validated org file; OrgFileError lists every problem (nothing is loaded from a file that has one)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise OrgFileError([f"(file): not UTF-8 at byte {exc.start}"]) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise OrgFileError([f"(file): not {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]) from None
+    return parse_org_file(data)
+
+
+def load_orgs(session: Session, spec: OrgFile) -> list[tuple[OrgSpec, bool]]:
+    """Load every org of the file in the caller's transaction: each org, and whether it changed.
+
+    Usernames and program ids are keys of the whole database: one that another org (not in this file) holds
+    is refused before anything is written.
+    """
+    ours = {o.id for o in spec.orgs}
+    usernames = {c.username: o.id for o in spec.orgs for c in o.credentials}
+    programs = {o.program.id: o.id for o in spec.orgs if o.program}
+    problems: list[str] = []
+    moving: list[str] = []
+    for username, holder in session.execute(select(t.Credential.username, t.Credential.org_id)
+                                            .where(t.Credential.username.in_(usernames))):
+        if holder not in ours:
+            problems.append(f"username {username!r}: already a credential of org {holder}")
+        elif holder != usernames[username]:
+            moving.append(username)
+    for program_id, holder in session.execute(select(t.Program.id, t.Program.org_id)
+                                              .where(t.Program.id.in_(programs))):
+        if holder != programs[program_id]:
+            problems.append(f"program id {program_id}: already the program of org {holder}")
+    if problems:
+        raise OrgFileError(problems)
+    if moving:  # a username that moves between two orgs of the file: free it before either org is loaded
+        session.execute(delete(t.Credential).where(t.Credential.username.in_(moving)))
+    return [(org, load_org(session, org)) for org in spec.orgs]
 
 
 def hash_secret(md5_hex: str, salt: bytes | None = None) -> str:
@@ -45,6 +77,15 @@ def verify_secret(md5_hex: str, stored: str) -> bool:
     return hmac.compare_digest(expected, digest_hex)
 
 
+def _client_md5(credential: CredentialSpec) -> str:
+    """What the client sends as its password: the org file gives one of the two (never neither)."""
+    if credential.password_md5 is not None:
+        return credential.password_md5.lower()
+    if credential.password is None:
+        raise ValueError(f"credential {credential.username!r} has no password")
+    return hashlib.md5(credential.password.encode()).hexdigest()
+
+
 def _side_effects_json(spec: OrgSpec) -> dict[str, Any]:
     return spec.side_effects.model_dump(exclude_none=True)
 
@@ -52,7 +93,7 @@ def _side_effects_json(spec: OrgSpec) -> dict[str, Any]:
 def load_org(session: Session, spec: OrgSpec) -> bool:
     """Create or replace one org's configuration. Returns whether anything changed."""
     org = session.get(t.Org, spec.id)
-    wanted = (spec.name, spec.configs, _side_effects_json(spec))
+    wanted = (spec.name, spec.configs.stored(), _side_effects_json(spec))
     desired_children = _children(spec)
     if org is not None and (org.name, org.configs, org.side_effects) == wanted \
             and _current_children(session, spec.id) == desired_children \
@@ -84,7 +125,7 @@ def load_org(session: Session, spec: OrgSpec) -> bool:
             session.add(t.Slab(program_id=spec.program.id, number=s.number, name=s.name, threshold=s.threshold,
                                validity_months=s.validity_months, description=s.description))
     for c in spec.credentials:
-        md5 = c.password_md5 or hashlib.md5((c.password or "").encode()).hexdigest()
+        md5 = _client_md5(c)
         session.add(t.Credential(username=c.username, org_id=spec.id, password_hash=hash_secret(md5),
                                  till_code=c.till, can_write_customers=c.write_customers))
     return True
@@ -119,7 +160,7 @@ def _credentials_match(session: Session, spec: OrgSpec) -> bool:
     if set(stored) != {c.username for c in spec.credentials}:
         return False
     for c in spec.credentials:
-        md5 = c.password_md5 or hashlib.md5((c.password or "").encode()).hexdigest()
+        md5 = _client_md5(c)
         row = stored[c.username]
         if (row.till_code, row.can_write_customers) != (c.till, c.write_customers) \
                 or not verify_secret(md5, row.password_hash):
