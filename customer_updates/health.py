@@ -1,4 +1,4 @@
-"""Is the service healthy? Broker, database, queues, outbox and dead letters in one snapshot.
+"""Is the service healthy? Broker, workers, database, queues, outbox and dead letters in one snapshot.
 
 `customer-updates health` prints it (exit code 0 ok, 1 degraded, 2 down) and `customer-updates metrics`
 exports the same numbers to Prometheus. Reading the snapshot changes nothing.
@@ -7,6 +7,10 @@ Queue messages are kept by kombu's Redis transport in one list per queue and pri
 send, BRPOP from the other end), so the oldest waiting message is the last element. Celery puts no send
 time into a message; the producer adds a `sent_at` header (see `wire.py`), and a message without it
 (sent by another producer) counts in the depth but not in the age.
+
+Workers are asked through Celery's remote control (a broadcast on the broker, answered by each worker's
+main process): which queues they consume, and how long they have been up. A queue no answering worker
+consumes, or only workers that started moments ago (restarting in a loop), makes the service degraded.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from celery import Celery
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -25,8 +30,11 @@ from sqlalchemy.pool import NullPool
 from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store.db import normalise_url
-from customer_updates.worker import SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
 
+# The names of customer_updates.worker, not imported from there: importing that module makes the worker's
+# Celery app and connects its signals.
+UPDATES_QUEUE = "customer_updates"
+SIDE_EFFECTS_QUEUE = "customer_updates.side_effects"
 QUEUES = (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE)
 # kombu's Redis transport: one list per priority step, named queue + sep + step (step 0: the bare name).
 _PRIORITY_SEP = "\x06\x16"
@@ -44,9 +52,18 @@ class QueueStats:
 
 
 @dataclass
+class WorkerStats:
+    name: str
+    queues: list[str] = field(default_factory=list)
+    uptime_seconds: float | None = None  # None: it did not say in time
+
+
+@dataclass
 class Health:
     broker: bool = False
     database: bool = False
+    database_checked: bool = True
+    workers: list[WorkerStats] | None = None  # None: not asked (broker down)
     queues: list[QueueStats] = field(default_factory=list)
     reserved: int | None = None  # taken by workers, not yet acknowledged (prefetched or running)
     outbox_unpublished: int | None = None
@@ -145,12 +162,61 @@ def _check_database(settings: Settings, health: Health, now: datetime) -> None:
         health.problems.append(f"database unreachable: {type(exc).__name__}: {first_line}")
 
 
-def check(settings: Settings) -> Health:
-    """One snapshot. Broker or database unreachable: down. Work waiting too long, dead letters: degraded."""
+def _control_app(settings: Settings) -> Celery:
+    """A Celery app of its own that only broadcasts (connects on first use; never the worker's app)."""
+    app = Celery("customer_updates.health", set_as_current=False)
+    app.conf.update(broker_url=settings.redis_url, broker_connection_timeout=3, broker_connection_retry=False,
+                    broker_connection_max_retries=1, broker_transport_options={"socket_timeout": 5})
+    return app
+
+
+def live_workers(settings: Settings, node: str | None = None) -> list[WorkerStats]:
+    """The workers that answer within `health_worker_timeout_seconds` (only `node` when given)."""
+    app = _control_app(settings)
+    timeout = settings.health_worker_timeout_seconds
+    try:
+        with app.connection_for_write() as conn:
+            queues: dict[str, Any] = app.control.inspect(
+                destination=[node] if node else None, timeout=timeout, connection=conn).active_queues() or {}
+            stats: dict[str, Any] = {}
+            if queues:  # addressed to those that answered: returns as soon as each has answered again
+                stats = app.control.inspect(destination=list(queues), timeout=timeout, connection=conn).stats() or {}
+    finally:
+        app.close()
+    return [WorkerStats(name, sorted(str(q.get("name")) for q in consumed if isinstance(q, dict)),
+                        (stats.get(name) or {}).get("uptime"))
+            for name, consumed in sorted(queues.items())]
+
+
+def _check_workers(settings: Settings, health: Health, node: str | None) -> None:
+    try:
+        health.workers = live_workers(settings, node)
+    except Exception as exc:  # the broker answered a moment ago: say so, but the workers are unknown
+        health.warnings.append(f"workers not asked: {type(exc).__name__}")
+        return
+    settled = settings.health_worker_min_uptime_seconds
+    who = f"worker {node}" if node else "worker"
+    for queue in QUEUES:
+        consumers = [w for w in health.workers if queue in w.queues]
+        if not consumers:
+            health.warnings.append(f"queue {queue}: no {who} answering consumes it: are workers running?")
+        elif all(w.uptime_seconds is None or w.uptime_seconds < settled for w in consumers):
+            health.warnings.append(f"queue {queue}: every {who} consuming it started less than {settled:.0f}s "
+                                   "ago: restarting in a loop?")
+
+
+def check(settings: Settings, workers_only: bool = False, node: str | None = None) -> Health:
+    """One snapshot. Broker or database unreachable: down. No settled worker consuming a queue, work waiting
+    too long, dead letters: degraded. `workers_only`: the broker and the workers only (a liveness probe);
+    `node`: only that worker counts."""
     from customer_updates.models.commands import utcnow
 
-    health = Health()
+    health = Health(database_checked=not workers_only)
     _check_broker(settings, health, time.time())
+    if health.broker:
+        _check_workers(settings, health, node)
+    if workers_only:
+        return health
     _check_database(settings, health, utcnow())
     limit = settings.health_max_wait_seconds
     for queue in health.queues:

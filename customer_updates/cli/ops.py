@@ -106,12 +106,14 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
-def health(as_json: bool) -> None:
-    """Broker, database, queues, outbox and dead letters. Exit code: 0 ok, 1 degraded, 2 down."""
+@click.option("--workers-only", is_flag=True, help="Only the broker and the workers (a worker's liveness probe).")
+@click.option("--node", help="Only this worker counts, e.g. celery@$HOSTNAME (a container's own worker).")
+def health(as_json: bool, workers_only: bool, node: str | None) -> None:
+    """Broker, workers, database, queues, outbox and dead letters. Exit code: 0 ok, 1 degraded, 2 down."""
     from customer_updates.health import check
     from customer_updates.health_report import show
 
-    snapshot = check(get_settings())
+    snapshot = check(get_settings(), workers_only=workers_only, node=node)
     if as_json:
         print_json(snapshot.as_dict())
     else:

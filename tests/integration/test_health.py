@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,11 +42,33 @@ def add_outbox_award(pg_url: str, age: timedelta) -> None:
                                   created_at=utcnow() - age))
 
 
-def test_an_idle_system_is_ok_with_empty_queues(pg_url, redis_url):
-    code, report = health(pg_url, redis_url)
+# A worker counts as settled after this long up (the default, 10 s, would slow each test down).
+SETTLED = {"health_worker_min_uptime_seconds": "1"}
+
+
+def wait_settled(pg_url: str, redis_url: str, timeout: float = 30) -> tuple[int, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, report = health(pg_url, redis_url, **SETTLED)
+        if code == 0 or time.monotonic() > deadline:
+            return code, report
+        time.sleep(0.5)
+
+
+def no_worker_warnings(report: dict) -> list[str]:
+    return [w for w in report["warnings"] if "no worker answering consumes it" in w]
+
+
+def test_an_idle_system_with_a_worker_is_ok_with_empty_queues(pg_url, redis_url, start_worker):
+    worker = start_worker(pg_url, redis_url, concurrency=1)
+
+    code, report = wait_settled(pg_url, redis_url)
 
     assert code == 0, report
     assert (report["status"], report["broker"], report["database"]) == ("ok", True, True)
+    assert [w["name"] for w in report["workers"]] == [f"celery@{socket.gethostname()}"]
+    assert set(report["workers"][0]["queues"]) == {"customer_updates", "customer_updates.side_effects"}
+    assert worker.process.poll() is None
     assert {q["name"]: q["messages"] for q in report["queues"]} == {
         "customer_updates": 0, "customer_updates.side_effects": 0}
     assert (report["outbox_unpublished"], report["outbox_awards_pending"], report["dead_letters"]) == (0, 0, 0)
@@ -77,7 +100,7 @@ def test_dead_letters_and_old_outbox_work_make_the_system_degraded(pg_url, redis
     assert report["dead_letters"] == 1
     assert (report["outbox_unpublished"], report["outbox_awards_pending"]) == (1, 1)
     assert report["outbox_oldest_pending_age_seconds"] >= 590
-    assert len(report["warnings"]) == 2
+    assert len(report["warnings"]) - len(no_worker_warnings(report)) == 2
 
 
 def test_an_unreachable_broker_and_database_are_down_with_exit_code_2():
@@ -119,3 +142,66 @@ def test_the_metrics_exporter_serves_what_health_sees_to_prometheus(pg_url, redi
     assert samples[("customer_updates_queue_oldest_message_age_seconds", (("queue", "customer_updates"),))] >= 0
     assert samples[("customer_updates_outbox_awards_pending", ())] == 1
     assert samples[("customer_updates_dead_letters", ())] == 0
+
+
+def test_without_any_worker_the_system_is_degraded_at_once(pg_url, redis_url):
+    started = time.monotonic()
+    code, report = health(pg_url, redis_url)
+
+    assert (code, report["status"], report["workers"]) == (1, "degraded", [])
+    assert len(no_worker_warnings(report)) == 2
+    assert time.monotonic() - started < 15
+
+
+def test_a_worker_killed_with_sigkill_makes_the_system_degraded_within_seconds(pg_url, redis_url, start_worker):
+    worker = start_worker(pg_url, redis_url, concurrency=1)
+    assert wait_settled(pg_url, redis_url)[0] == 0
+
+    worker.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    code, report = health(pg_url, redis_url, **SETTLED)
+
+    assert (code, report["workers"]) == (1, [])
+    assert len(no_worker_warnings(report)) == 2
+    assert time.monotonic() - killed < 10
+
+
+def test_a_worker_consuming_only_one_queue_leaves_the_other_without_a_worker(pg_url, redis_url, start_worker):
+    start_worker(pg_url, redis_url, concurrency=1, queues="customer_updates")
+
+    code, report = wait_settled(pg_url, redis_url, timeout=8)
+
+    assert code == 1
+    assert no_worker_warnings(report) == [
+        "queue customer_updates.side_effects: no worker answering consumes it: are workers running?"]
+
+
+def test_a_worker_restarting_in_a_loop_keeps_the_system_degraded(pg_url, redis_url, start_worker):
+    codes, restarting = [], 0
+    for _ in range(2):
+        worker = start_worker(pg_url, redis_url, concurrency=1)
+        code, report = health(pg_url, redis_url, health_worker_min_uptime_seconds="30")
+        codes.append(code)
+        restarting += any("restarting in a loop" in w for w in report["warnings"])
+        worker.kill(signal.SIGKILL)
+        codes.append(health(pg_url, redis_url)[0])
+
+    assert codes == [1] * 4
+    assert restarting == 2
+
+
+def test_the_workers_only_probe_checks_one_node_and_not_the_database(pg_url, redis_url, start_worker):
+    start_worker(pg_url, redis_url, concurrency=1)
+    node = f"celery@{socket.gethostname()}"
+    nothing = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
+    probe = ["health", "--json", "--workers-only"]
+
+    deadline = time.monotonic() + 30
+    while (done := run_cli([*probe, "--node", node], nothing, redis_url, **SETTLED)).returncode != 0:
+        assert time.monotonic() < deadline, done.stdout
+        time.sleep(0.5)
+    other = run_cli([*probe, "--node", "celery@elsewhere"], nothing, redis_url, **SETTLED)
+
+    assert json.loads(done.stdout)["database_checked"] is False
+    assert other.returncode == 1
+    assert json.loads(other.stdout)["workers"] == []
