@@ -1,8 +1,9 @@
 """HTTP Basic authentication as the original API does it: a till's username and the MD5 hex of its
 password. The database keeps only a scrypt hash of that MD5 (store.orgs.hash_secret).
 
-scrypt is slow on purpose (tens of milliseconds), so a verified pair is cached in the process for
-`http_auth_cache_seconds`. The cache key is a SHA-256 of the pair, so the secret itself is never kept.
+scrypt is slow on purpose (tens of milliseconds, 16 MiB of memory), so a verified pair is cached in the
+process for `http_auth_cache_seconds`. The cache key is a SHA-256 of the pair, so the secret itself is never
+kept. How many verifications run at once, and how often a client may fail, is http/login.py's job.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class Authenticator:
         self._dummy_hash: str | None = None
 
     @staticmethod
+    def acceptable(username: str, secret: str) -> bool:
+        """Whether the pair could name a credential at all: printable ASCII of a bounded length. Anything
+        else (a NUL, an escape sequence) is refused before the database, which would choke on a NUL."""
+        return (0 < len(username) <= MAX_USERNAME and len(secret) <= MAX_SECRET
+                and username.isascii() and username.isprintable() and secret.isascii())
+
+    @staticmethod
     def _key(username: str, secret: str) -> bytes:
         return hashlib.sha256(f"{username}\0{secret.lower()}".encode()).digest()
 
@@ -53,7 +61,7 @@ class Authenticator:
 
     def authenticate(self, username: str, secret: str) -> Principal | None:
         """The principal of a username and MD5 hex, or None. Blocking: run it in a thread."""
-        if not username or len(username) > MAX_USERNAME or len(secret) > MAX_SECRET:
+        if not self.acceptable(username, secret):
             return None
         found = self.cached(username, secret)
         if found is not None:

@@ -1,8 +1,10 @@
-"""Reading an update body within the limits: size, JSON, nesting, batch size."""
+"""Reading an update body within the limits: size, time, JSON, Unicode text, nesting, batch size."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from typing import Any
 
 from fastapi import Request
@@ -14,14 +16,25 @@ from customer_updates.producer import items_of
 # A v1.1 body nests about seven levels (root, customer, item, custom_fields, field, entry). Far deeper
 # input is refused here, before it can cost recursion in the worker.
 MAX_DEPTH = 32
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def too_large(limit: int) -> ApiError:
     return ApiError(413, 413, f"Request body too large: at most {limit} bytes")
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
+async def read_limited(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (declared or streamed), and with 408 if
+    it has not all arrived within `timeout` seconds (a client trickling a body holds a connection)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise ApiError(408, 408, f"Request timeout: the body did not arrive within {timeout:g} seconds",
+                       headers={"Connection": "close"}) from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.isdigit():
@@ -54,6 +67,23 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError.invalid(f"malformed JSON: {exc}") from None
 
 
+def lone_surrogate(value: Any) -> bool:
+    """Whether a key or string anywhere in `value` holds half of a UTF-16 surrogate pair. JSON's `\\ud800`
+    escape decodes to one; it is not Unicode text, and encoding it for the queue or the database fails."""
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     """How deep `value` nests, counting at most to `limit + 1` (iterative: no recursion on hostile input)."""
     deepest = 0
@@ -74,6 +104,8 @@ def update_items(raw: bytes, max_items: int) -> list[Any]:
     body = parse_json(raw)
     if depth(body) > MAX_DEPTH:
         raise ApiError.invalid(f"the body nests deeper than {MAX_DEPTH} levels")
+    if lone_surrogate(body):
+        raise ApiError.invalid("a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text")
     try:
         items = items_of(body)
     except InvalidBody as exc:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from customer_updates import mailbox
+from customer_updates.http import idempotency
 from customer_updates.http import xml as v11_xml
 from customer_updates.http.auth import Principal
 from customer_updates.http.body import read_limited, update_items
@@ -28,6 +29,7 @@ from customer_updates.http.schemas import (
 from customer_updates.http.state import Ingress
 from customer_updates.models.commands import UserContext
 from customer_updates.models.results import batch_response, failed_item, wire_item
+from customer_updates.producer import BatchReceipt
 from customer_updates.rules.codes import Code
 from customer_updates.rules.identifiers import INVALID_CODE
 from customer_updates.services.reads import get_customer
@@ -48,6 +50,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON, a wrong parameter, or batch limit exceeded "
                                                  "(code 1060)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong credentials."},
+    429: {"model": ErrorResponse, "description": "Too many failed logins from this address or for this "
+                                                 "username; retry after `Retry-After` seconds."},
     "4XX": {"model": ErrorResponse, "description": "Any other client error, with the v1.1 error body."},
     503: {"model": ErrorResponse, "description": "Redis or the database cannot be reached; retry later."},
 }
@@ -66,11 +70,8 @@ async def authenticated(request: Request,
                         credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> Principal:
     if credentials is None:
         raise ApiError.unauthorized()
-    auth = ingress_of(request).auth
-    principal = auth.cached(credentials.username, credentials.password) or await run_in_threadpool(
-        auth.authenticate, credentials.username, credentials.password)
-    if principal is None:
-        raise ApiError.unauthorized("Unauthorized: unknown username or wrong password")
+    client = request.client.host if request.client else "unknown"
+    principal = await ingress_of(request).login.login(credentials.username, credentials.password, client)
     request.state.org_id = principal.org_id
     return principal
 
@@ -135,6 +136,8 @@ _UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": BatchResponse, "description": "The v1.1 response; its status says which items failed."},
     202: {"model": AcceptedResponse, "description": "Queued; no result in time (or wait=false)."},
     403: {"model": ErrorResponse, "description": "These credentials may not update customers (4000)."},
+    408: {"model": ErrorResponse, "description": "The body did not arrive within the configured time."},
+    409: {"model": ErrorResponse, "description": "The Idempotency-Key was first used with another body."},
     413: {"model": ErrorResponse, "description": "The body is larger than the configured limit."},
     **_ERRORS,
 }
@@ -153,14 +156,10 @@ async def update_customers(
     """Update customers (v1.1). The org is the one of the credentials. Each item is its own command."""
     ingress = ingress_of(request)
     settings = ingress.settings
-    raw = await read_limited(request, settings.http_max_body_bytes)
+    raw = await read_limited(request, settings.http_max_body_bytes, settings.http_body_timeout_seconds)
     items = update_items(v11_xml.body_as_json(raw) if v11_xml.is_xml_body(request) else raw,
                          settings.http_max_batch_items)
-    batch_id = idempotency_key
-    request_ids = [f"{idempotency_key}:{i}" for i in range(len(items))] if idempotency_key else None
-    receipt = await run_in_threadpool(lambda: ingress.producer.enqueue_batch(
-        principal.org_id, {"root": {"customer": items}}, user_context=context, batch_id=batch_id,
-        request_ids=request_ids))
+    receipt = await run_in_threadpool(_enqueue, ingress, principal.org_id, items, context, idempotency_key)
     log.info("batch enqueued", extra={"org_id": principal.org_id, "batch_id": receipt.batch_id,
                                       "items": len(items), "username": principal.username})
     timeout = settings.http_wait_seconds
@@ -169,6 +168,18 @@ async def update_customers(
     if found is None:
         return _accepted(receipt.batch_id, len(items))
     return v11_xml.respond(found, format)
+
+
+def _enqueue(ingress: Ingress, org_id: int, items: list[Any], context: UserContext,
+             idempotency_key: str | None) -> BatchReceipt:
+    if idempotency_key is None:
+        return ingress.producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context)
+    # A key already used with another body is refused before its manifest or any item could change.
+    idempotency.bind(ingress.redis, ingress.settings.database_url, org_id, idempotency_key, items,
+                     ingress.settings.result_ttl_seconds)
+    return ingress.producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context,
+                                          batch_id=idempotency_key,
+                                          request_ids=[f"{idempotency_key}:{i}" for i in range(len(items))])
 
 
 for method, operation_id in (("POST", "updateCustomers"), ("PUT", "updateCustomersPut")):

@@ -1,4 +1,4 @@
-"""What one ingress process holds: settings, the org cache, verified credentials, a producer."""
+"""What one ingress process holds: settings, the org cache, verified credentials, the login guard, a producer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 import redis
 
 from customer_updates.http.auth import Authenticator
+from customer_updates.http.login import LoginGuard
 from customer_updates.producer import Producer
 from customer_updates.settings import Settings
 from customer_updates.store.orgs import OrgCache
@@ -19,6 +20,7 @@ class Ingress:
         self.settings = settings
         self.orgs = OrgCache(settings.org_cache_seconds)
         self.auth = Authenticator(settings.database_url, settings.http_auth_cache_seconds)
+        self.login = LoginGuard(self.auth, settings)
         self._producer: Producer | None = None
         self._lock = threading.Lock()
 
@@ -36,6 +38,7 @@ class Ingress:
         return self.producer.redis
 
     def close(self) -> None:
+        self.login.close()
         with self._lock:
             if self._producer is not None:
                 self._producer.close()
