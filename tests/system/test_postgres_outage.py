@@ -13,6 +13,7 @@ from tests.system.harness import (
     check_outcome,
     count_log,
     dead_letters,
+    log_entries,
     outcomes_in_logs,
     prepare_database,
     wait_for_records,
@@ -22,6 +23,9 @@ from tests.system.harness import (
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 OUTAGE_SECONDS = 6
+LONG_OUTAGE_SECONDS = 30
+# The retry settings a deployment gets when it sets none (max_retries, retry_budget_seconds and the backoff).
+RETRY_KEYS = ("max_retries", "retry_budget_seconds", "retry_backoff_base", "retry_backoff_max")
 
 
 def test_a_database_outage_mid_run_is_retried_until_every_command_applied_once(
@@ -50,3 +54,33 @@ def test_a_database_outage_mid_run_is_retried_until_every_command_applied_once(
     assert retries > 0, "the outage did not hit the run"
     report(**figures, outage_seconds=OUTAGE_SECONDS, retries_logged=retries,
            redelivered=outcomes_in_logs(worker)["duplicate"], drain_after_restart_seconds=round(seconds, 1))
+
+
+def test_a_30_second_database_outage_dead_letters_nothing_with_the_default_retry_settings(
+        own_postgres, own_postgres_url, redis_url, start_worker, report):
+    db_url = own_postgres_url
+    workload = build_workload(count=600, seed=3)
+    prepare_database(db_url, workload.customers)
+    # Default retries; a visibility timeout longer than a retry's countdown (the harness's 6 s would hand a
+    # message waiting for its retry to another worker: harmless, but not this scenario).
+    settings = {k: v for k, v in WORKER_SETTINGS.items() if k not in RETRY_KEYS} | {"visibility_timeout": 60}
+    worker = start_worker(db_url, redis_url, concurrency=2, beat=True, **settings)
+    publisher = PacedPublisher(redis_url, workload.messages(), seconds=8).start()
+
+    wait_for_records(db_url, 1, len(workload.commands) // 5)
+    own_postgres.stop(mode="immediate")
+    time.sleep(LONG_OUTAGE_SECONDS)
+    own_postgres.start()
+    restarted = time.monotonic()
+    publisher.join()
+
+    wait_until_done(db_url, redis_url, workload, timeout=180)
+    drained = time.monotonic() - restarted
+
+    assert dead_letters(redis_url) == []
+    figures = check_outcome(db_url, redis_url, workload)
+    retries = log_entries(worker.log_path, "retrying message")
+    assert retries, "the outage did not hit the run"
+    report(**figures, outage_seconds=LONG_OUTAGE_SECONDS, retries_logged=len(retries),
+           most_attempts=max(line["attempt"] for line in retries),
+           drain_after_restart_seconds=round(drained, 1))
