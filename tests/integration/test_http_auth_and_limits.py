@@ -199,7 +199,7 @@ def test_get_answers_malformed_values_per_item_and_never_errors(call):
 
     assert response.status_code == 200
     codes = [c["item_status"]["code"] for c in response.json()["response"]["customers"]["customer"]]
-    assert codes == [1002, 1003, 1104]
+    assert codes == ["1002", "1003", "1104"]
 
 
 def test_unknown_paths_and_methods_answer_with_the_v1_1_error_body(call):

@@ -109,8 +109,8 @@ def test_an_update_waits_for_the_worker_and_answers_the_v1_1_response(examples_d
     assert response.status_code == 200
     status = response.json()["response"]["status"]
     items = response.json()["response"]["customers"]["customer"]
-    assert (status["code"], status["total"], status["success_count"]) == (201, 8, 3)
-    assert [i["item_status"]["code"] for i in items] == [1000, 1000, 1000, 91006, 1002, 1012, 1104, 400]
+    assert (status["code"], status["total"], status["success_count"]) == (201, "8", "3")
+    assert [i["item_status"]["code"] for i in items] == ["1000", "1000", "1000", "91006", "1002", "1012", "1104", "400"]
     assert items[0]["lastname"] == "Rao-Iyer"
 
 
@@ -129,10 +129,10 @@ def test_get_reads_several_customers_and_leads_a_merged_victim_to_its_survivor(e
     people = got["customers"]["customer"]
     assert [p["firstname"] for p in people] == ["Asha", "Chen", "Ben"]
     assert people[2]["email"] == "dana@example.com"
-    assert [w["code"] for w in people[2]["item_status"]["warnings"]["warning"]] == [91009]
-    assert got["status"] == {"success": "true", "code": 200, "message": "Success", "total": 3, "success_count": 3}
+    assert people[2]["item_status"]["warnings"]["warning"] == ["91009"]
+    assert got["status"] == {"success": "true", "code": 200, "message": "Success", "total": "3", "success_count": "3"}
     missing = client.get("/v1.1/customer/get?mobile=910000000000").json()["response"]
-    assert missing["customers"]["customer"][0]["item_status"]["code"] == 1012
+    assert missing["customers"]["customer"][0]["item_status"]["code"] == "1012"
 
 
 def test_put_is_answered_like_post_and_an_overlong_name_fails_only_its_item(examples_db, redis_url, serve,
@@ -148,7 +148,7 @@ def test_put_is_answered_like_post_and_an_overlong_name_fails_only_its_item(exam
     assert response.status_code == 200
     body = response.json()["response"]
     assert body["status"]["code"] == 201
-    assert [i["item_status"]["code"] for i in body["customers"]["customer"]] == [1000, 400]
+    assert [i["item_status"]["code"] for i in body["customers"]["customer"]] == ["1000", "400"]
 
 
 def _audit_contexts(database_url: str, field: str) -> list[dict[str, Any] | None]:
@@ -220,7 +220,7 @@ def test_a_request_retried_with_its_idempotency_key_applies_nothing_twice(exampl
                           json={"root": {"customer": [{"mobile": "919800000001", "lastname": "Other"}]}})
 
     assert first.json() == again.json()
-    assert changed.json()["response"]["customers"]["customer"][0]["item_status"]["code"] == 409
+    assert changed.json()["response"]["customers"]["customer"][0]["item_status"]["code"] == "409"
     assert len(_audit_contexts(examples_db, "lastname")) == 1
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from customer_updates import Producer
+from customer_updates.errors import RequestIdConflict
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings
@@ -46,7 +48,7 @@ def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url
 
     results = [producer.get_result(1, c["request_id"], timeout=60) for c in commands]
 
-    assert all(r is not None and r["item_status"]["code"] == 1000 for r in results)
+    assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)
     assert _count(pg_url, t.CommandRecord) == 20
     for cmd in commands:
         assert _count(pg_url, t.AuditEntry, t.AuditEntry.request_id == cmd["request_id"]) == 1
@@ -74,14 +76,17 @@ def test_a_request_id_reused_with_another_payload_is_refused_with_409(loaded_db,
     request_id = producer.enqueue_update(1, {"mobile": "919800000001", "firstname": "One"})
     assert producer.get_result(1, request_id, timeout=60) is not None
 
-    receipt = producer.enqueue_batch(1, {"root": {"customer": [{"mobile": "919800000001", "firstname": "Two"}]}},
-                                     request_ids=[request_id])
-    response = producer.get_batch_result(1, receipt.batch_id, timeout=60)
+    # Its sender is told at once (SPEC §6 409): nothing is enqueued, the first payload's result stays.
+    with pytest.raises(RequestIdConflict, match="409"):
+        producer.enqueue_batch(1, {"root": {"customer": [{"mobile": "919800000001", "firstname": "Two"}]}},
+                               request_ids=[request_id])
+    with pytest.raises(RequestIdConflict, match="409"):
+        producer.enqueue_update(1, {"mobile": "919800000001", "firstname": "Two"}, request_id=request_id)
 
-    assert response is not None
-    assert response["response"]["customers"]["customer"][0]["item_status"]["code"] == 409
     result = producer.get_result(1, request_id)
     assert result is not None and result["firstname"] == "One"
+    other = producer.get_result(1, request_id, payload={"mobile": "919800000001", "firstname": "Two"})
+    assert other is not None and other["item_status"]["code"] == "409"
 
 
 def test_bad_items_each_end_with_a_stored_failed_result(loaded_db, redis_url, start_worker):
@@ -100,7 +105,7 @@ def test_bad_items_each_end_with_a_stored_failed_result(loaded_db, redis_url, st
     for name, (_, org, code) in cases.items():
         result = producer.get_result(org, ids[name], timeout=60)
         assert result is not None, name
-        assert result["item_status"]["code"] == code, (name, result["item_status"])
+        assert result["item_status"]["code"] == str(code), (name, result["item_status"])
         assert result["item_status"]["success"] == "false"
     assert _count(loaded_db, t.CommandRecord, t.CommandRecord.success.is_(False)) == len(cases)
 

@@ -45,7 +45,7 @@ def test_an_update_by_a_shared_mobile_changes_only_its_own_org(loaded_db):
 
     results = _apply(loaded_db, _command(1, "r1", {"mobile": SHARED_MOBILE, "lastname": "Org-One"}))
 
-    assert results["1:r1"]["item_status"]["code"] == 1000
+    assert results["1:r1"]["item_status"]["code"] == "1000"
     assert results["1:r1"]["user_id"] == _user_id(loaded_db, 1, SHARED_MOBILE)
     assert _org_rows(loaded_db, 2) == org2_before
 
@@ -56,7 +56,7 @@ def test_a_merge_in_one_org_never_takes_the_other_orgs_holder_of_the_identifier(
     # In org 1 the email belongs to Asha: giving it to Eli merges Asha into Eli, in org 1 only.
     results = _apply(loaded_db, _command(1, "merge", {"mobile": "919800000005", "email": SHARED_EMAIL}))
 
-    assert results["1:merge"]["item_status"]["code"] == 1000
+    assert results["1:merge"]["item_status"]["code"] == "1000"
     with session_scope(loaded_db) as session:
         merges = list(session.scalars(select(t.Merge)))
     assert [m.org_id for m in merges] == [1]
@@ -73,7 +73,7 @@ def test_a_lookup_by_an_identifier_or_id_of_another_org_finds_nothing(loaded_db)
                      _command(2, "by-email", {"email": "chen@example.com", "firstname": "Intruder"}))
 
     assert {k: r["item_status"]["code"] for k, r in results.items()} == {
-        "2:by-mobile": 1012, "2:by-id": 1012, "2:by-email": 1012}
+        "2:by-mobile": "1012", "2:by-id": "1012", "2:by-email": "1012"}
     assert _org_rows(loaded_db, 1) == org1_before
 
 

@@ -48,8 +48,8 @@ def test_a_profile_completed_in_two_updates_is_rewarded_once_with_a_tier_upgrade
     item = json.loads(got.stdout)
     assert (item["loyalty_points"], item["lifetime_points"], item["current_slab"]) == (580, 580, "Silver")
     summary = item["points_summaries"]["points_summary"][0]
-    assert (summary["loyaltyPoints"], summary["currentSlab"], summary["nextSlab"]) == (580, "Silver", "Gold")
-    assert item["tier_expiry_date"] is not None
+    assert (summary["loyaltyPoints"], summary["currentSlab"], summary["nextSlab"]) == ("580", "Silver", "Gold")
+    assert item["tier_expiry_date"] != ""
     with session_scope(loaded_db) as session:
         ledger = session.scalars(select(t.PointsLedger)).all()
     assert [(e.points, e.reason) for e in ledger] == [(100, "profile_completion")]
@@ -64,7 +64,7 @@ def test_a_merged_survivor_gets_no_bonus_either_account_already_had(loaded_db, r
     # Ben's email goes from empty to set by merging Dana in: a first fill for Ben, but not for the person.
     merged = producer.get_result(1, producer.enqueue_update(1, {"mobile": "919800000002",
                                                                "email": "dana@example.com"}), timeout=60)
-    assert merged is not None and merged["item_status"]["code"] == 1000
+    assert merged is not None and merged["item_status"]["code"] == "1000"
     assert merged["side_effects"]["effect"] == []
     wait_for_follow_on_work(loaded_db)
     with session_scope(loaded_db) as session:

@@ -73,7 +73,7 @@ def test_merges_in_both_directions_at_once_end_consistent(db_url, redis_url, sta
     results = [producer.get_result(1, str(c["request_id"]), timeout=120) for c in commands]
     assert all(r is not None for r in results), "every command ends with a result"
     codes = {r["item_status"]["code"] for r in results if r is not None}
-    assert codes <= {1000}, codes
+    assert codes <= {"1000"}, codes
 
     wait_for_follow_on_work(db_url)
     with session_scope(db_url) as session:

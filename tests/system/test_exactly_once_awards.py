@@ -53,7 +53,7 @@ def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redi
     start_worker(pg_url, redis_url, concurrency=2, beat=True, **fast)
     producer = Producer(settings)
     results = [producer.get_result(1, str(c["request_id"]), timeout=120) for c in commands]
-    assert all(r is not None and r["item_status"]["code"] == 1000 for r in results)
+    assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)
     wait_for_follow_on_work(pg_url, timeout=120)
 
     with session_scope(pg_url) as session:

@@ -92,7 +92,7 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
     client = redis.Redis.from_url(redis_url)
     for command in broken:
         result = mailbox.read_result(client, BROKEN_ORG, command["request_id"])
-        assert result is not None and result["item_status"]["code"] == 9001
+        assert result is not None and result["item_status"]["code"] == "9001"
     # One structured line per retry and per dead letter, bounded delays, no personal data.
     retry_lines = log_entries(worker.log_path, "retrying message")
     assert len(retry_lines) >= MAX_RETRIES * len(broken)
@@ -109,7 +109,7 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
     assert replayed.returncode == 0, replayed.stderr
     _wait(lambda: _records(pg_url) == len(broken))
     results = [mailbox.read_result(client, BROKEN_ORG, c["request_id"]) for c in broken]
-    assert all(r is not None and r["item_status"]["code"] == 1000 for r in results)
+    assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)
     again = run_cli(["dead-letters", "replay"], pg_url, redis_url)
     assert again.returncode == 0 and "replayed 0" in again.stderr
     key = Settings().dead_letter_key
