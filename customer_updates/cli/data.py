@@ -72,12 +72,15 @@ def customers_import(file: Path) -> None:
     from customer_updates.store.db import get_engine
 
     factory = sessionmaker(get_engine(get_settings().database_url))
-    total = sum(1 for _ in file.open(encoding="utf-8"))
-    with Progress(console=console, transient=True) as progress, file.open(encoding="utf-8") as lines:
+    # Bytes, decoded line by line by the import: a byte that is not UTF-8 spoils its own line only.
+    with file.open("rb") as counted:
+        total = sum(1 for _ in counted)
+    with Progress(console=console, transient=True) as progress, file.open("rb") as lines:
         task = progress.add_task("importing", total=total)
         report = import_customers(factory, lines, progress=lambda n: progress.advance(task, n))
+    report.errors.sort()
     for number, error in report.errors[:50]:
-        console.print(f"line {number}: {error}")
+        console.print(f"line {number}: {error}", markup=False, highlight=False, soft_wrap=True)
     if len(report.errors) > 50:
         console.print(f"... and {len(report.errors) - 50} more bad lines")
     console.print(f"loaded {report.loaded}, already present {report.skipped}, bad lines {len(report.errors)}")

@@ -2,7 +2,8 @@
 
 Invalid lines are reported with their line number and skipped; valid lines still load. A line whose
 customer already exists (same user_id, or the same identifiers on one active customer) is skipped, so
-importing a file twice changes nothing.
+importing a file twice changes nothing. Lines are decoded one by one, so a byte that is not UTF-8 spoils its
+own line only; numbers must fit the database's columns and text may not hold NUL (PostgreSQL text cannot).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import or_, select, text
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
@@ -26,11 +28,16 @@ from customer_updates.rules.state import IDENTIFIERS, OrgConfig
 from customer_updates.store.orgs import read_org_config
 from customer_updates.store.sql import dialect_insert, is_postgres
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 
 class ImportedCustomer(BaseModel):
+    """One line of the file. Bounds are the columns' (BIGINT points and ids, NUMERIC(14, 2) purchases)."""
+
     model_config = ConfigDict(extra="ignore")
-    org_id: int = Field(gt=0)
-    user_id: int | None = Field(None, gt=0)
+    org_id: int = Field(gt=0, le=INT32_MAX)
+    user_id: int | None = Field(None, gt=0, le=INT64_MAX)
     mobile: str | None = None
     email: str | None = None
     external_id: str | None = None
@@ -38,10 +45,10 @@ class ImportedCustomer(BaseModel):
     lastname: str | None = Field(None, max_length=100)
     type: str = Field("LOYALTY", pattern="^(LOYALTY|NON_LOYALTY)$")
     registered_on: datetime | None = None
-    loyalty_points: int = Field(0, ge=0)
-    lifetime_points: int = Field(0, ge=0)
-    lifetime_purchases: Decimal = Field(Decimal(0), ge=0)
-    slab_number: int | None = None
+    loyalty_points: int = Field(0, ge=0, le=INT64_MAX)
+    lifetime_points: int = Field(0, ge=0, le=INT64_MAX)
+    lifetime_purchases: Decimal = Field(Decimal(0), ge=0, le=Decimal("999999999999.99"), allow_inf_nan=False)
+    slab_number: int | None = Field(None, ge=1, le=INT32_MAX)
     fraud_status: str = Field("NONE", pattern="^(CONFIRMED|NONE)$")
     custom_fields: Any = None
     extended_fields: Any = None
@@ -68,19 +75,56 @@ def _entries(container: Any, inner: str) -> list[Any]:
     return as_list(container)
 
 
-def read_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+class BadLine(Exception):
+    """Why a line cannot be read; reported with its number."""
+
+
+def _text_problem(value: Any) -> str | None:
+    """Why a string inside the parsed line cannot be stored, if one cannot."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character (\\u0000), which the database cannot store"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate escape (\\ud800 to \\udfff), which is not text"
+        return None
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() for p in (_text_problem(k), _text_problem(v)) if p), None)
+    if isinstance(value, list):
+        return next((p for p in map(_text_problem, value) if p), None)
+    return None
+
+
+def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON or the BadLine saying why not) for each non-blank line."""
     import json
 
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, BadLine(f"not UTF-8 (byte {exc.start + 1} of the line)")
+                continue
+        else:
+            line = raw
         if not line.strip():
             continue
+        if "\x00" in line:
+            yield number, BadLine("contains a NUL byte, which the database cannot store")
+            continue
         try:
-            yield number, json.loads(line)
-        except ValueError as exc:
-            yield number, exc
+            parsed = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            yield number, BadLine(f"not JSON: {exc or 'nested too deeply'}")
+            continue
+        # A NUL or a lone surrogate in the parsed text can only come from a \u escape: walk only such lines.
+        problem = _text_problem(parsed) if "\\u" in line else None
+        yield number, (BadLine(problem) if problem else parsed)
 
 
-def import_customers(session_factory: Callable[[], Any], lines: Iterable[str], chunk_size: int = 1000,
+def import_customers(session_factory: Callable[[], Any], lines: Iterable[bytes | str], chunk_size: int = 1000,
                      progress: Callable[[int], None] | None = None) -> ImportReport:
     report = ImportReport()
     orgs: dict[int, OrgConfig | None] = {}
@@ -104,14 +148,14 @@ def _load_chunk(session_factory: Callable[[], Any], chunk: list[tuple[int, Any]]
     with session_factory() as session:
         valid: list[tuple[int, ImportedCustomer, dict[str, str]]] = []
         for number, raw in chunk:
-            if isinstance(raw, Exception):
-                report.errors.append((number, f"not JSON: {raw}"))
+            if isinstance(raw, BadLine):
+                report.errors.append((number, str(raw)))
                 continue
             try:
                 customer = ImportedCustomer.model_validate(raw)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                report.errors.append((number, f"{'.'.join(map(str, first['loc']))}: {first['msg']}"))
+                report.errors.append((number, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}"
+                                                        for e in exc.errors())))
                 continue
             if customer.org_id not in orgs:
                 orgs[customer.org_id] = read_org_config(session, customer.org_id)
@@ -141,6 +185,7 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
     taken = _taken(session, valid)
     now = utcnow()
     rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
     for number, customer, idents in valid:
         owners = {taken.get((customer.org_id, name, value)) for name, value in idents.items()} - {None}
         if customer.user_id is not None and (customer.org_id, "id", str(customer.user_id)) in taken:
@@ -169,8 +214,29 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
         if customer.user_id is not None:
             row["user_id"] = customer.user_id
         rows.append(row)
+        numbers.append(number)
     if not rows:
         return
+    try:
+        _insert_rows(session, rows)
+    except (DataError, IntegrityError):
+        # A row the checks above let through and the database refuses: load the chunk's rows one by one, so
+        # that only the refused lines are reported and the others still load.
+        session.rollback()
+        for number, row in zip(numbers, rows, strict=True):
+            try:
+                _insert_rows(session, [row])
+            except (DataError, IntegrityError) as exc:
+                session.rollback()
+                reason = str(exc.orig or exc).splitlines()[0]  # the first line only: details quote values
+                report.errors.append((number, f"refused by the database: {reason}"))
+            else:
+                report.loaded += 1
+        return
+    report.loaded += len(rows)
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     with_ids = [r for r in rows if "user_id" in r]
     without = [r for r in rows if "user_id" not in r]
     insert = dialect_insert(session)
@@ -182,7 +248,6 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
         session.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
                              "(SELECT COALESCE(MAX(user_id), 1) FROM customers))"))
     session.commit()
-    report.loaded += len(rows)
 
 
 def _profile_fields(customer: ImportedCustomer, org: OrgConfig) -> dict[str, Any]:
