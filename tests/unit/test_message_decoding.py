@@ -1,0 +1,40 @@
+"""What the producer refuses and how the worker cuts large messages (issue: poison messages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from customer_updates.errors import InvalidBody
+from customer_updates.models.commands import payload_hash, unusable_value
+from customer_updates.producer import Producer
+from customer_updates.services.handle import Message, _parts
+from customer_updates.settings import Settings
+
+
+@pytest.mark.parametrize("value", ["\ud800", float("inf"), float("-inf"), float("nan"), 2 ** 64, -(2 ** 63) - 1])
+def test_the_producer_refuses_an_item_the_worker_could_not_store(value):
+    producer = Producer(Settings(REDIS_URL="redis://127.0.0.1:1/0"))  # never reached: refused before sending
+    with pytest.raises(InvalidBody, match=r"customer\.lastname"):
+        producer.enqueue_update(1, {"mobile": "919800000001", "lastname": value})
+    with pytest.raises(InvalidBody, match=r"customer\.lastname"):
+        producer.enqueue_batch(1, {"root": {"customer": [{"mobile": "919800000001", "lastname": value}]}})
+
+
+def test_a_lone_surrogate_payload_still_has_a_stable_hash():
+    assert payload_hash({"lastname": "\ud800"}) == payload_hash({"lastname": "\ud800"})
+    assert payload_hash({"lastname": "Zoë"}) != payload_hash({"lastname": "Zoe"})
+
+
+def test_usable_values_are_not_flagged():
+    usable = {"mobile": "919800000001", "points": 2 ** 63 - 1, "ratio": 0.5, "tags": ["Zoë", None]}
+    assert unusable_value(usable) is None
+    nested = {"custom_fields": {"x": [1, {"y": "\udfff"}]}}
+    assert unusable_value(nested) == "customer.custom_fields.x[1].y: lone surrogate in text"
+
+
+def test_a_message_of_twenty_thousand_commands_is_applied_in_parts_of_the_batch_size():
+    big = Message(list(range(20_000)), attempt=2)
+    parts = list(_parts([Message([1]), big, Message([2, 3])], 500))
+    assert [len(p.commands) for p in parts] == [1] + [500] * 40 + [2]
+    assert [c for p in parts[1:-1] for c in p.commands] == big.commands
+    assert all(p.attempt == 2 for p in parts[1:-1])
