@@ -1,22 +1,21 @@
-"""Reading an update body within the limits: size, time, JSON, Unicode text, nesting, batch size."""
+"""Reading an update body within the limits: size, time, JSON, nesting, batch size, storable values."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 
 from fastapi import Request
 
 from customer_updates.errors import InvalidBody
 from customer_updates.http.errors import BATCH_LIMIT_EXCEEDED, ApiError
+from customer_updates.models.commands import unusable_value
 from customer_updates.producer import items_of
 
 # A v1.1 body nests about seven levels (root, customer, item, custom_fields, field, entry). Far deeper
 # input is refused here, before it can cost recursion in the worker.
 MAX_DEPTH = 32
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def too_large(limit: int) -> ApiError:
@@ -67,23 +66,6 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError.invalid(f"malformed JSON: {exc}") from None
 
 
-def lone_surrogate(value: Any) -> bool:
-    """Whether a key or string anywhere in `value` holds half of a UTF-16 surrogate pair. JSON's `\\ud800`
-    escape decodes to one; it is not Unicode text, and encoding it for the queue or the database fails."""
-    stack: list[Any] = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if not node.isascii() and _SURROGATE.search(node):
-                return True
-        elif isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
-
-
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     """How deep `value` nests, counting at most to `limit + 1` (iterative: no recursion on hostile input)."""
     deepest = 0
@@ -104,8 +86,6 @@ def update_items(raw: bytes, max_items: int) -> list[Any]:
     body = parse_json(raw)
     if depth(body) > MAX_DEPTH:
         raise ApiError.invalid(f"the body nests deeper than {MAX_DEPTH} levels")
-    if lone_surrogate(body):
-        raise ApiError.invalid("a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text")
     try:
         items = items_of(body)
     except InvalidBody as exc:
@@ -113,4 +93,10 @@ def update_items(raw: bytes, max_items: int) -> list[Any]:
     if len(items) > max_items:
         raise ApiError(400, BATCH_LIMIT_EXCEEDED,
                        f"Batch limit exceeded: at most {max_items} customers per request, got {len(items)}")
+    # A lone surrogate (JSON's "\\ud800" is not Unicode text), 1e999 or an integer beyond 64 bits: no store
+    # can keep it, so the body is refused like bad UTF-8, naming where, never the value.
+    for i, item in enumerate(items):
+        problem = unusable_value(item, f"customer[{i}]")
+        if problem is not None:
+            raise ApiError.invalid(problem)
     return items

@@ -20,6 +20,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from customer_updates.errors import InvalidBody, RequestIdConflict
+
 log = logging.getLogger("customer_updates.http")
 
 # v1.1 codes the ingress answers with besides the item codes of SPEC §6.
@@ -77,6 +79,16 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return ApiError.invalid(_describe(exc)).response()
+
+    # The producer's own refusals: a value no worker could store, a request id bound to another payload.
+    @app.exception_handler(InvalidBody)
+    async def _unusable(_request: Request, exc: InvalidBody) -> JSONResponse:
+        return ApiError.invalid(str(exc)).response()
+
+    @app.exception_handler(RequestIdConflict)
+    async def _conflict(_request: Request, _exc: RequestIdConflict) -> JSONResponse:
+        return ApiError(409, 409, "Conflict: a request id of this batch was already used with another payload; "
+                                  "nothing was queued").response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -62,6 +62,18 @@ def test_a_lone_surrogate_in_a_json_string_is_400_not_a_server_error(call):
     assert "surrogate" in status_of(response)["message"]
 
 
+@pytest.mark.parametrize("value", [b"1e999", b"1" + b"0" * 25, b'{"\\udfff": "x"}'],
+                         ids=["infinite", "beyond-64-bits", "surrogate-key"])
+def test_a_value_no_store_can_keep_is_400_naming_where_not_what(call, value):
+    body = b'{"root":{"customer":[{"mobile":"919800000001"},{"mobile":"919800000002","lastname":' + value + b"}]}}"
+
+    [response] = call(("POST", UPDATE, {"auth": TILL, "content": body}))
+
+    assert response.status_code == 400
+    assert status_of(response)["message"].startswith("Input is invalid: customer[1].lastname")
+    assert "0000000000" not in status_of(response)["message"]
+
+
 def test_a_surrogate_pair_is_text_and_is_accepted(call):
     emoji = b'{"root":{"customer":[{"mobile":"919800000001","lastname":"\\ud83d\\ude00"}]}}'
 
