@@ -19,6 +19,9 @@ from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
 
 _FMT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_SOURCE = "instore"
+SUMMARY_KEYS = ("programId", "redeemed", "expired", "returned", "adjusted", "lifetimePoints", "loyaltyPoints",
+                "cumulativePurchases", "currentSlab", "nextSlab", "nextSlabSerialNumber", "nextSlabDescription",
+                "slabSNo", "slabExpiryDate", "totalPoints")
 
 
 def _dt(value: datetime | None) -> str:
@@ -175,7 +178,7 @@ def wire_item(item: dict[str, Any]) -> dict[str, Any]:
         out.setdefault("source", DEFAULT_SOURCE)
         summaries = out.get("points_summaries") or {"points_summary": []}
         out["points_summaries"] = {"points_summary": [
-            {**{k: _s(v) for k, v in s.items()}, "totalPoints": _s(s.get("totalPoints"))}
+            {**{k: _s(v) for k, v in s.items()}, **{k: _s(s.get(k)) for k in SUMMARY_KEYS}}
             for s in summaries.get("points_summary", [])]}
         subscriptions = out.get("subscriptions") or {"subscription": []}
         out["subscriptions"] = {"subscription": [{**s, "status": _s(s.get("status")), "scope": _s(s.get("scope"))}
