@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.etree.ElementTree import ParseError
 from xml.parsers.expat import ExpatError
 
 import defusedxml
@@ -52,7 +53,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         parsed = _text_values(xmltodict.parse(raw, disable_entities=True))
     except defusedxml.DefusedXmlException:
         raise ApiError.invalid("XML with a document type, entities or external references is refused") from None
-    except (ExpatError, ValueError, UnicodeError, RecursionError) as exc:
+    except (ParseError, ExpatError, ValueError, UnicodeError, RecursionError) as exc:
         raise ApiError.invalid(f"malformed XML: {type(exc).__name__}") from None
     if not isinstance(parsed, dict):
         raise ApiError.invalid("the XML body has no root element")
