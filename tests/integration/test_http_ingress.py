@@ -19,6 +19,7 @@ import uvicorn
 from sqlalchemy import select
 
 from customer_updates.http import create_app
+from customer_updates.http.server import uvicorn_options
 from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
@@ -45,7 +46,7 @@ class LiveServer:
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+                                lifespan="on", **uvicorn_options(settings))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
