@@ -22,7 +22,28 @@ def fail(text: str) -> NoReturn:
     sys.exit(2)
 
 
-@click.group()
+class _Main(click.Group):
+    """The top-level group: a failed command prints one line on stderr and exits 2, its traceback only
+    with `--debug`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.meta.get("debug"):  # set by `main` before any subcommand runs
+                raise
+            from customer_updates.cli.errors import describe
+
+            click.echo(f"error: {describe(exc)} (--debug shows the traceback)", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="customer-updates")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Apply v1.1 customer updates through Redis and Celery workers."""
+    ctx.meta["debug"] = debug
