@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import xmltodict
+from pydantic import BaseModel, ConfigDict
 
 SAMPLES = Path(__file__).parent / "fixtures" / "v11"
 # Elements that repeat in the XML form: lists in the JSON form.
@@ -85,3 +86,105 @@ def xml_key_problems(golden: Any, ours: Any, path: str = "$") -> list[str]:
         for index, (want, got) in enumerate(pairs):
             problems += xml_key_problems(want, got, f"{path}[{index}]")
     return problems
+
+
+# -- a client written against the original: its own model of the original's types, strict ----------------
+
+class _Original(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class OriginalStatus(_Original):
+    success: Literal["true", "false"]
+    code: str
+    message: str
+    warnings: dict[str, list[str]]
+
+
+class OriginalSummary(_Original):
+    programId: str
+    redeemed: str
+    expired: str
+    returned: str
+    adjusted: str
+    lifetimePoints: str
+    loyaltyPoints: str
+    cumulativePurchases: str
+    currentSlab: str
+    nextSlab: str
+    nextSlabSerialNumber: str
+    nextSlabDescription: str
+    slabSNo: str
+    slabExpiryDate: str
+    totalPoints: str
+
+
+class OriginalSubscription(_Original):
+    channel: str
+    priority: str
+    scope: str
+    status: Literal["1", "0"]
+
+
+class OriginalCustomer(_Original):
+    """Keys every successful item has in the original; a failed item has only item_status and echoes."""
+
+    user_id: int | None = None
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    lifetime_points: int | None = None
+    loyalty_points: int | None = None
+    lifetime_purchases: int | float | None = None
+    current_slab: str | None = None
+    tier_expiry_date: str | None = None
+    points_summaries: dict[str, list[OriginalSummary]] | None = None
+    registered_on: str | None = None
+    updated_on: str | None = None
+    type: str | None = None
+    source: str | None = None
+    fraud_status: str | None = None
+    custom_fields: dict[str, list[dict[str, str]]] | None = None
+    extended_fields: dict[str, list[dict[str, str]]] | None = None
+    subscriptions: dict[str, list[OriginalSubscription]] | None = None
+    item_status: OriginalStatus
+
+
+class OriginalBatchStatus(_Original):
+    success: Literal["true", "false"]
+    code: int
+    message: str
+    total: str
+    success_count: str
+
+
+class OriginalBody(_Original):
+    status: OriginalBatchStatus
+    customers: dict[str, list[OriginalCustomer]]
+
+
+class OriginalResponse(_Original):
+    response: OriginalBody
+
+
+SUCCESS_KEYS = ("user_id", "mobile", "email", "external_id", "firstname", "lastname", "lifetime_points",
+                "loyalty_points", "lifetime_purchases", "current_slab", "tier_expiry_date", "points_summaries",
+                "registered_on", "updated_on", "type", "source", "fraud_status", "custom_fields", "extended_fields",
+                "subscriptions", "side_effects")
+
+
+def as_original_client(document: Any) -> OriginalResponse:
+    """Parse a batch document as a client of the original does; a successful item lacking one of the
+    original's keys fails too."""
+    parsed = OriginalResponse.model_validate(document)
+    for item in document["response"]["customers"]["customer"]:
+        if item["item_status"]["success"] == "true":
+            missing = [key for key in SUCCESS_KEYS if key not in item]
+            assert not missing, f"a successful item lacks {missing}"
+    return parsed
+
+
+def as_original_item(item: Any) -> OriginalCustomer:
+    return OriginalCustomer.model_validate(item)
