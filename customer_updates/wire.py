@@ -1,7 +1,7 @@
 """Messages on the queue (the wire contract of DESIGN §3): protocol 2, JSON, kwargs {"commands": [...]}.
 
-`kwargsrepr` is what Flower and worker logs show of a message: it is masked, so no mobile, email or
-name leaves the payload itself.
+`kwargsrepr` is what Flower and worker logs show of a message: it is masked (customer_updates.masking), so
+no mobile, email or name leaves the payload itself.
 """
 
 from __future__ import annotations
@@ -11,57 +11,17 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
+# The masking functions are part of this module's interface: re-exported.
+from customer_updates.masking import PERSONAL as PERSONAL
+from customer_updates.masking import mask_customer as mask_customer
+from customer_updates.masking import mask_value as mask_value
+from customer_updates.masking import masked_repr
 from customer_updates.worker import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE, app
-
-PERSONAL = ("mobile", "email", "firstname", "lastname", "external_id")
-
-
-def mask_value(name: str, value: Any) -> str:
-    text = str(value)
-    if name == "email" and "@" in text:
-        return "***@" + text.split("@", 1)[1][:40]
-    if name == "mobile":
-        return "*" * max(0, len(text) - 2) + text[-2:]
-    return "***"
-
-
-def mask_customer(customer: Any) -> Any:
-    if not isinstance(customer, dict):
-        return "<not an object>"
-    masked: dict[str, Any] = {}
-    for key, value in customer.items():
-        if key in PERSONAL and value not in (None, ""):
-            masked[key] = mask_value(key, value)
-        elif key in ("custom_fields", "extended_fields"):
-            masked[key] = "<fields>"
-        else:
-            masked[key] = value
-    return masked
-
-
-_REPR_LIMIT = 1024
-
-
-def masked_repr(commands: Iterable[Any]) -> str:
-    shown: list[Any] = []
-    length = 0
-    for command in commands:
-        if isinstance(command, dict):
-            shown.append({"org_id": command.get("org_id"), "request_id": command.get("request_id"),
-                          "customer": mask_customer(command.get("customer"))})
-        else:
-            shown.append("<not an object>")
-        # Only the first 1,024 characters are shown: masking the rest of a 100-command message is waste.
-        length += len(repr(shown[-1]))
-        if length > _REPR_LIMIT:
-            break
-    return repr({"commands": shown})[:_REPR_LIMIT]
 
 
 def sent_header() -> dict[str, float]:
