@@ -133,7 +133,8 @@ _UPDATE_DOC = {
         "schema": {"$ref": "#/components/schemas/UpdateBody"}, "example": UPDATE_EXAMPLE}}},
 }
 _UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": BatchResponse, "description": "The v1.1 response; its status says which items failed."},
+    200: {"model": BatchResponse, "description": "The v1.1 response; its status says which items failed.",
+          "content": v11_xml.XML_CONTENT},
     202: {"model": AcceptedResponse, "description": "Queued; no result in time (or wait=false)."},
     403: {"model": ErrorResponse, "description": "These credentials may not update customers (4000)."},
     408: {"model": ErrorResponse, "description": "The body did not arrive within the configured time."},
@@ -203,7 +204,8 @@ def _batch_result(ingress: Ingress, org_id: int, batch_id: str) -> tuple[str, di
 
 @router.get(RESULT_PATH, operation_id="getUpdateResult", summary="The result of an update batch",
             tags=["customer"], response_class=JSONResponse, responses={
-                200: {"model": BatchResponse, "description": "Every item is done: the v1.1 response."},
+                200: {"model": BatchResponse, "description": "Every item is done: the v1.1 response.",
+                      "content": v11_xml.XML_CONTENT},
                 202: {"model": AcceptedResponse, "description": "Not done yet; ask again."},
                 404: {"model": ErrorResponse, "description": "No such batch for this org."},
                 **_ERRORS})
@@ -249,7 +251,8 @@ def _read_customers(ingress: Ingress, org_id: int, wanted: list[tuple[str, str]]
 @router.get(GET_PATH, operation_id="getCustomers", summary="Get customers by identifier", tags=["customer"],
             response_class=JSONResponse,
             responses={200: {"model": BatchResponse, "description": "One item per value, in request order; "
-                             "a merged victim's identifier gives its survivor (warning 91009)."}, **_ERRORS})
+                             "a merged victim's identifier gives its survivor (warning 91009).",
+                             "content": v11_xml.XML_CONTENT}, **_ERRORS})
 def get_customers(
     request: Request,
     principal: Annotated[Principal, Depends(authenticated)],

@@ -23,6 +23,9 @@ from customer_updates.http.errors import ApiError
 from customer_updates.models.v11 import checked_batch
 
 XML_MEDIA_TYPE = "application/xml"
+# For the OpenAPI document: the answers' XML form (`format=xml`), beside the JSON the model describes.
+XML_CONTENT: dict[str, Any] = {XML_MEDIA_TYPE: {"schema": {"type": "string", "description":
+                                                           "The same v1.1 document in the original's XML."}}}
 _XML_TYPES = ("application/xml", "text/xml")
 
 
