@@ -39,6 +39,15 @@ class Code(IntEnum):
     STALE_FIELDS_SKIPPED = 91100
     SECONDARY_IDENTIFIER_IGNORED = 91101
     CUSTOMER_MERGED = 91102
+    IDENTIFIER_OCCUPIED = 91007
+    # Ours (failures of merge requests and unmerges, SPEC §4).
+    MERGE_CUSTOMER_NOT_FOUND = 91200
+    MERGE_CUSTOMER_INACTIVE = 91201
+    MERGE_SAME_CUSTOMER = 91202
+    UNMERGE_NOT_MERGED = 91203
+    UNMERGE_SURVIVOR_MERGED = 91204
+    UNMERGE_POINTS_REDEEMED = 91205
+    UNMERGE_IDENTIFIER_TAKEN = 91206
 
 
 MESSAGES: dict[Code, str] = {
@@ -70,6 +79,14 @@ MESSAGES: dict[Code, str] = {
     Code.STALE_FIELDS_SKIPPED: "Fields skipped because a newer change is stored",
     Code.SECONDARY_IDENTIFIER_IGNORED: "Malformed secondary identifier ignored",
     Code.CUSTOMER_MERGED: "Customer merged into the updated customer",
+    Code.IDENTIFIER_OCCUPIED: "{identifier} is already occupied by some other user, ignoring it",
+    Code.MERGE_CUSTOMER_NOT_FOUND: "Cannot find the customer to merge",
+    Code.MERGE_CUSTOMER_INACTIVE: "The customer to merge is not active: it was merged into another",
+    Code.MERGE_SAME_CUSTOMER: "The survivor and the victim are the same customer",
+    Code.UNMERGE_NOT_MERGED: "The customer is not merged: there is no merge to undo",
+    Code.UNMERGE_SURVIVOR_MERGED: "The survivor was merged into another customer since: undo that merge first",
+    Code.UNMERGE_POINTS_REDEEMED: "The survivor has fewer points left than the victim brought (redeemed)",
+    Code.UNMERGE_IDENTIFIER_TAKEN: "An identifier of the victim is now held by another active customer",
 }
 
 

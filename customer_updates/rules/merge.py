@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
+from customer_updates.rules.state_json import dump_state, field_keys, field_value
 
-_SUMMARY_NUMBERS = (
+SUMMARY_NUMBERS = (
     "redeemed", "expired", "returned", "adjusted", "lifetimePoints", "loyaltyPoints", "cumulativePurchases",
 )
 
@@ -18,7 +19,8 @@ class MergeResult:
     survivor: CustomerState
     victim: CustomerState
     identifier: str  # which identifier caused the merge
-    snapshot: dict[str, Any]  # the victim before the merge, to explain (and one day undo) it
+    snapshot: dict[str, Any]  # the victim before the merge, to explain it
+    moved: dict[str, Any]  # what moved from the victim, per field, to undo it (rules.unmerge) and for history
 
 
 def snapshot(state: CustomerState) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def _merge_summaries(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[d
         if mine is None:
             by_program[summary.get("programId")] = dict(summary)
             continue
-        for key in _SUMMARY_NUMBERS:
+        for key in SUMMARY_NUMBERS:
             mine[key] = (mine.get(key) or 0) + (summary.get(key) or 0)
     return list(by_program.values())
 
@@ -94,6 +96,7 @@ def merge(survivor: CustomerState, victim: CustomerState, identifier: str, org: 
         a.subscriptions.setdefault(key, sub)
     a.fired |= b.fired
     a.updated_on = now
+    moved = moved_record(survivor, victim, a)
 
     # B keeps its identifiers for history; lookups by them follow merged_into to A.
     b.active = False
@@ -103,4 +106,21 @@ def merge(survivor: CustomerState, victim: CustomerState, identifier: str, org: 
     b.lifetime_purchases = b.lifetime_purchases * 0
     b.points_summaries = []
     b.updated_on = now
-    return MergeResult(a, b, identifier, picture)
+    return MergeResult(a, b, identifier, picture, moved)
+
+
+def moved_record(before: CustomerState, victim: CustomerState, after: CustomerState) -> dict[str, Any]:
+    """Per field of the survivor that the merge changed, its value (and stamp) before and after; the points
+    and side-effect keys the victim brought; the victim's whole state."""
+    fields = {}
+    for key in sorted(field_keys(before) | field_keys(after)):
+        old, new = field_value(before, key), field_value(after, key)
+        if old != new:
+            fields[key] = {"before": old, "after": new}
+    return {
+        "fields": fields,
+        "fired": sorted(victim.fired - before.fired),
+        "slab": [before.slab_number, before.tier_expiry_date.isoformat() if before.tier_expiry_date else None],
+        "survivor_summaries": [dict(s) for s in before.points_summaries],
+        "victim": dump_state(victim),
+    }

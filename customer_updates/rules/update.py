@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from customer_updates.rules import fields as field_rules
-from customer_updates.rules.codes import Code
+from customer_updates.rules.codes import Code, message
 from customer_updates.rules.directory import Directory
 from customer_updates.rules.identifiers import INVALID_CODE, normalise
 from customer_updates.rules.merge import MergeResult, merge
@@ -151,6 +151,12 @@ def _secondary_identifiers(org: OrgConfig, item: UpdateItem, lookup: str, work: 
         if not org.flag(ALLOW_CONFIG[name]):
             raise ItemRejected(Code.IDENTIFIER_UPDATE_NOT_ALLOWED, identifier=name)
         holder = directory.active_holder(name, value)
+        if holder is not None and holder.user_id != work.user_id and holder.type == "LOYALTY" \
+                and not org.flag("CONF_AUTO_MERGE_LOYALTY_CUSTOMERS"):
+            # Knowing a member's email must never be enough to take over their points (SPEC §3.3).
+            outcome.warnings.append(Warning_(Code.IDENTIFIER_OCCUPIED,
+                                             message(Code.IDENTIFIER_OCCUPIED, identifier=name)))
+            continue
         if holder is not None and holder.user_id != work.user_id:
             # Merge the holder into the target, then the target holds the value (SPEC §3.3, §4).
             result = merge(work, holder, name, org, now)

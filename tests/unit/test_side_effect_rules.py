@@ -53,7 +53,8 @@ def test_loyalty_conversion_fires_once():
 def test_a_survivor_never_gets_a_bonus_the_victim_already_had():
     survivor = customer(2, mobile="919800000002", firstname="Ben", lastname="Ok",
                         extended={"dob": FieldValue("1990-01-01")})
-    victim = customer(4, email="dana@example.com", fired={"profile_completion", "first_fill:email"})
+    victim = customer(4, email="dana@example.com", type="NON_LOYALTY",
+                      fired={"profile_completion", "first_fill:email"})
     applied = apply({"mobile": "919800000002", "email": "dana@example.com"}, survivor, victim)
     assert applied.merges and applied.awards == []
 
@@ -61,7 +62,8 @@ def test_a_survivor_never_gets_a_bonus_the_victim_already_had():
 def test_a_merge_that_makes_the_survivor_loyalty_is_not_a_conversion():
     survivor = customer(2, mobile="919800000002", type="NON_LOYALTY")
     victim = customer(4, email="dana@example.com", type="LOYALTY", fired={"first_fill:email"})
-    applied = apply({"mobile": "919800000002", "email": "dana@example.com", "type": "LOYALTY"}, survivor, victim)
+    applied = apply({"mobile": "919800000002", "email": "dana@example.com", "type": "LOYALTY"}, survivor, victim,
+                    config=org(CONF_AUTO_MERGE_LOYALTY_CUSTOMERS=True))  # a member is merged only then
     assert applied.target.type == "LOYALTY"
     assert [a.rule for a in applied.awards] == []
 

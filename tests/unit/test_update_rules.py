@@ -35,9 +35,9 @@ def test_the_target_is_found_by_id_first():
 
 def test_the_primary_identifier_is_tried_before_the_others():
     a = customer(1, mobile="919800000001")
-    b = customer(2, mobile="919800000002", email="b@example.com")
+    b = customer(2, mobile="919800000002", email="b@example.com", type="NON_LOYALTY")
     item = {"mobile": "919800000001", "email": "b@example.com"}
-    # Mobile primary: a is the target and takes b's email by merging b.
+    # Mobile primary: a is the target and takes b's email by merging b (not a member).
     merged = apply(item, a, b)
     assert (merged.target.user_id, [m.victim.user_id for m in merged.merges]) == (1, [2])
     # Email primary: b is the target, and its mobile cannot change.
@@ -147,7 +147,7 @@ def test_a_malformed_secondary_identifier_is_ignored_with_a_warning():
 
 def test_an_identifier_held_by_another_customer_merges_it_into_the_target():
     ben = customer(2, mobile="919800000002")
-    dana = customer(4, email="dana@example.com", loyalty_points=300)
+    dana = customer(4, email="dana@example.com", loyalty_points=300, type="NON_LOYALTY")
     applied = apply({"mobile": "919800000002", "email": "dana@example.com"}, ben, dana)
     assert applied.target.email == "dana@example.com"
     assert applied.target.loyalty_points == 300
