@@ -148,7 +148,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # CustomerUpdate | CustomerMerge | PointsAward
+    kind: Mapped[str] = mapped_column(String(30))  # CustomerUpdate | CustomerMerge | CustomerUnmerge | PointsAward
     field: Mapped[str | None] = mapped_column(String(120))
     previous: Mapped[str | None] = mapped_column(Text)
     new: Mapped[str | None] = mapped_column(Text)
@@ -163,12 +163,19 @@ class Merge(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(Integer, index=True)
     survivor_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    victim_id: Mapped[int] = mapped_column(BigInteger, unique=True)
-    identifier: Mapped[str] = mapped_column(String(20))
+    # Not unique: an unmerged victim may be merged again; its newest record is its merge (migration 0005).
+    victim_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    identifier: Mapped[str] = mapped_column(String(20))  # the identifier that caused it, or "request"
     request_id: Mapped[str | None] = mapped_column(String(100))
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
     user_context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What moved from the victim, per field, and both states (rules.merge.moved_record): for unmerge and history.
+    moved: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)
+    undone_request_id: Mapped[str | None] = mapped_column(String(100))
+    undone_user_context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CommandRecord(Base):

@@ -82,3 +82,28 @@ def test_outbox_payloads_are_compressed_with_lz4_where_the_server_has_it(pg_url)
         has_lz4 = conn.execute(text("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
                                     "AND 'lz4' = ANY(enumvals)")).scalar()
     assert method == ("l" if has_lz4 else "")
+
+
+def test_merge_records_gain_their_undo_columns_and_a_victim_may_be_merged_twice(db_url):
+    config = alembic_config(db_url)
+    dispose_engines()
+    command.downgrade(config, "0004")
+    insert = ("INSERT INTO merges (org_id, survivor_id, victim_id, identifier, snapshot, created_at) "
+              "VALUES (1, :survivor, 2, 'email', '{}', :when)")
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text(insert), {"survivor": 1, "when": WHEN})
+    dispose_engines()
+
+    upgrade(db_url)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text(insert), {"survivor": 3, "when": LATER})  # merged again after an unmerge
+        rows = conn.execute(text("SELECT survivor_id, moved, undone_at FROM merges ORDER BY id")).all()
+        conn.execute(text("DELETE FROM merges WHERE survivor_id = 3"))
+    assert [tuple(r) for r in rows] == [(1, None, None), (3, None, None)]
+
+    dispose_engines()
+    command.downgrade(config, "0004")
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT survivor_id FROM merges")).scalars().all() == [1]
+    dispose_engines()
+    upgrade(db_url)

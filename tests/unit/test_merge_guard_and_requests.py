@@ -13,8 +13,8 @@ from customer_updates.rules.directory import Directory
 from customer_updates.rules.merge_request import request_merge
 from customer_updates.rules.parse import ItemRejected
 from customer_updates.rules.state import FieldValue, SubscriptionState
-from customer_updates.rules.unmerge import MergeRecord, unmerge
 from customer_updates.rules.state_json import dump_state
+from customer_updates.rules.unmerge import MergeRecord, unmerge
 from tests.unit.builders import NOW, T0, apply, customer, org
 
 LATER = datetime(2026, 6, 2, 9, 0, 0)
