@@ -214,15 +214,22 @@ def test_a_request_retried_with_its_idempotency_key_applies_nothing_twice(exampl
     start_worker(examples_db, redis_url)
     client = serve(examples_db)
     body = {"root": {"customer": [{"mobile": "919800000001", "lastname": "Rao-Nair"}]}}
+    key = {"Idempotency-Key": "pos-7-receipt-991"}
 
-    first = client.post(UPDATE, json=body, headers={"Idempotency-Key": "pos-7-receipt-991"})
-    again = client.post(UPDATE, json=body, headers={"Idempotency-Key": "pos-7-receipt-991"})
-    changed = client.post(UPDATE, headers={"Idempotency-Key": "pos-7-receipt-991"},
+    first = client.post(UPDATE, json=body, headers=key)
+    again = client.post(UPDATE, json=body, headers=key)
+    changed = client.post(UPDATE, headers=key,
                           json={"root": {"customer": [{"mobile": "919800000001", "lastname": "Other"}]}})
+    more = client.post(UPDATE, headers=key, json={"root": {"customer": [
+        *body["root"]["customer"], {"mobile": "919800000002", "lastname": "Extra"}]}})
 
+    assert first.status_code == again.status_code == 200
     assert first.json() == again.json()
-    assert changed.json()["response"]["customers"]["customer"][0]["item_status"]["code"] == "409"
+    assert (changed.status_code, more.status_code) == (409, 409)
+    assert more.json()["response"]["status"]["code"] == 409
+    # Neither the changed item nor the extra one was applied, and the batch still answers its first result.
     assert len(_audit_contexts(examples_db, "lastname")) == 1
+    assert client.get("/v1.1/customer/update/result?batch_id=pos-7-receipt-991").json() == first.json()
 
 
 def test_a_batch_of_another_org_or_an_unknown_batch_is_not_found(examples_db, redis_url, serve, start_worker):
