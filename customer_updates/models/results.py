@@ -15,7 +15,7 @@ from typing import Any
 
 from customer_updates.rules.codes import Code, message
 from customer_updates.rules.side_effects import effective_slab
-from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
+from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig, SlabDef
 
 _FMT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_SOURCE = "instore"
@@ -72,9 +72,8 @@ def _warning_text(code: int) -> str:
         return str(code)
 
 
-def _points_summaries(org: OrgConfig | None, state: CustomerState) -> list[dict[str, Any]]:
+def _points_summaries(org: OrgConfig | None, state: CustomerState, current: SlabDef | None) -> list[dict[str, Any]]:
     out = []
-    current = effective_slab(org, state) if org else None
     nxt = org.slab((current.number if current else 0) + 1) if org else None
     for summary in state.points_summaries or ([{"programId": org.program_id}] if org and org.program_id else []):
         out.append({
@@ -112,7 +111,7 @@ def customer_item(org: OrgConfig | None, state: CustomerState, status: dict[str,
         "loyalty_points": state.loyalty_points,
         "current_slab": slab.name if slab else "",
         "tier_expiry_date": _dt(state.tier_expiry_date),
-        "points_summaries": {"points_summary": _points_summaries(org, state)},
+        "points_summaries": {"points_summary": _points_summaries(org, state, slab)},
         "registered_on": _dt(state.registered_on),
         "updated_on": _dt(state.updated_on),
         "type": state.type,

@@ -15,12 +15,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypeAliasType
 
 _Strict = ConfigDict(strict=True, extra="allow")
+# Any JSON value but null: what extra keys may hold (the documents never hold null, SPEC §6).
+Json = TypeAliasType("Json", "str | int | float | bool | list[Json] | dict[str, Json]")
 
 
 class _Model(BaseModel):
+    """Optional keys default to "" or absent, never None: a null anywhere fails validation."""
+
     model_config = _Strict
+    __pydantic_extra__: dict[str, Json] = Field(init=False)
 
 
 class WarningDetail(_Model):
@@ -37,8 +43,8 @@ class ItemStatus(_Model):
     code: str = Field(description='"1000" on success, else the SPEC code of the failure, as a string.')
     message: str = Field(description="The code's text, then `, <text>` for each warning.")
     warnings: Warnings
-    warning_details: list[WarningDetail] | None = Field(
-        None, description="Ours: each warning's code and what it concerns (e.g. the field's name).")
+    warning_details: list[WarningDetail] = Field(
+        [], description="Ours: each warning's code and what it concerns (e.g. the field's name).")
 
 
 class PointsSummary(_Model):
@@ -84,37 +90,38 @@ class Subscriptions(_Model):
 
 
 class Effects(_Model):
-    effect: list[dict[str, Any]]
+    effect: list[dict[str, Json]]
 
 
 class CustomerItem(_Model):
     """A customer in the v1.1 item shape. A failed item has only the identifiers passed and item_status,
-    so every other key is optional here; none may be null."""
+    so every other key is optional here (the defaults only say so: they are never handed out); none may
+    be null."""
 
-    user_id: int | None = None
-    id: str | None = None
-    mobile: str | None = None
-    email: str | None = None
-    external_id: str | None = None
-    firstname: str | None = None
-    lastname: str | None = None
-    lifetime_points: int | None = None
-    lifetime_purchases: int | float | None = None
-    loyalty_points: int | None = None
-    current_slab: str | None = None
-    tier_expiry_date: str | None = None
-    points_summaries: PointsSummaries | None = None
-    registered_on: str | None = None
-    updated_on: str | None = None
-    type: str | None = None
-    source: str | None = None
-    fraud_status: str | None = None
-    registered_till: str | None = None
-    associated_with: str | None = None
-    custom_fields: NameValues | None = None
-    extended_fields: NameValues | None = None
-    subscriptions: Subscriptions | None = None
-    side_effects: Effects | None = None
+    user_id: int = 0
+    id: str = ""
+    mobile: str = ""
+    email: str = ""
+    external_id: str = ""
+    firstname: str = ""
+    lastname: str = ""
+    lifetime_points: int = 0
+    lifetime_purchases: int | float = 0
+    loyalty_points: int = 0
+    current_slab: str = ""
+    tier_expiry_date: str = ""
+    points_summaries: PointsSummaries = Field(default_factory=lambda: PointsSummaries(points_summary=[]))
+    registered_on: str = ""
+    updated_on: str = ""
+    type: str = ""
+    source: str = ""
+    fraud_status: str = ""
+    registered_till: str = ""
+    associated_with: str = ""
+    custom_fields: NameValues = Field(default_factory=lambda: NameValues(field=[]))
+    extended_fields: NameValues = Field(default_factory=lambda: NameValues(field=[]))
+    subscriptions: Subscriptions = Field(default_factory=lambda: Subscriptions(subscription=[]))
+    side_effects: Effects = Field(default_factory=lambda: Effects(effect=[]))
     item_status: ItemStatus
 
 
@@ -145,28 +152,14 @@ _ITEM = TypeAdapter(CustomerItem)
 _BATCH = TypeAdapter(BatchDocument)
 
 
-def _no_nulls(value: Any, path: str) -> None:
-    stack = [(value, path)]
-    while stack:
-        node, where = stack.pop()
-        if node is None:
-            raise ValueError(f"{where} is null; the v1.1 documents never hold null (empty is \"\")")
-        if isinstance(node, dict):
-            stack.extend((v, f"{where}.{k}") for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
-
-
 def checked_item(item: dict[str, Any]) -> dict[str, Any]:
-    """`item` itself once it has the original's types and no null (raises pydantic's ValidationError or
-    ValueError otherwise). Returned unchanged, so the extra keys and their order stay as made."""
+    """`item` itself once it has the original's types and no null (raises pydantic's ValidationError
+    otherwise). Returned unchanged, so the extra keys and their order stay as made."""
     _ITEM.validate_python(item)
-    _no_nulls(item, "item")
     return item
 
 
 def checked_batch(document: dict[str, Any]) -> dict[str, Any]:
     """`document` itself once it is a v1.1 batch response of the original's types."""
     _BATCH.validate_python(document)
-    _no_nulls(document, "response")
     return document
