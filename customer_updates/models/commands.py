@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,6 +38,9 @@ class Command(BaseModel):
     user_context: UserContext | None = None
     batch_id: str | None = Field(None, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     position: int | None = Field(None, ge=0, le=INT64_MAX)
+    # What the command asks (SPEC §4): an update (the default; update envelopes carry no kind), a merge
+    # request (`customer` is {"survivor_id", "victim_id"}) or an unmerge (`customer` is {"victim_id"}).
+    kind: Literal["update", "merge", "unmerge"] = "update"
     customer: Any = None
 
     @field_validator("issued_at", mode="before")
@@ -56,7 +59,21 @@ class Command(BaseModel):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
     def payload_hash(self) -> str:
-        return payload_hash(self.customer)
+        return command_hash(self.kind, self.customer)
+
+
+def command_hash(kind: str, customer: Any) -> str:
+    """An update's hash is its payload's; a merge or an unmerge names its kind as well, so that a request
+    id reused for another kind of command is a 409 like any other payload."""
+    return payload_hash(customer) if kind == "update" else payload_hash({"kind": kind, "customer": customer})
+
+
+class MergeAsk(BaseModel):
+    """The `customer` of a merge request or an unmerge: who, by user_id (survivor_id for a merge only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    victim_id: int = Field(gt=0, le=INT64_MAX, strict=True)
+    survivor_id: int | None = Field(None, gt=0, le=INT64_MAX, strict=True)
 
 
 def payload_hash(customer: Any) -> str:

@@ -17,15 +17,18 @@ from sqlalchemy.orm import Session
 
 from customer_updates import jsontext
 from customer_updates.models import tables as t
-from customer_updates.models.commands import Command, unusable_value, utcnow
+from customer_updates.models.commands import Command, MergeAsk, unusable_value, utcnow
 from customer_updates.models.results import customer_item, failed_item, item_status
 from customer_updates.rules.codes import Code, message
 from customer_updates.rules.directory import Directory
 from customer_updates.rules.identifiers import normalise
+from customer_updates.rules.merge_request import request_merge
 from customer_updates.rules.parse import ItemRejected, UpdateItem, parse_item
 from customer_updates.rules.side_effects import apply_award
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
-from customer_updates.rules.update import Applied, apply_item
+from customer_updates.rules.unmerge import unmerge
+from customer_updates.rules.update import Applied, Change, Warning_, apply_item
+from customer_updates.services import merge_requests
 from customer_updates.store import customers as customer_store
 from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
@@ -72,6 +75,7 @@ class _Pending:
     # reference cycle, which only the garbage collector frees (16 ms a batch of 500).
     rejection: tuple[Code, str] | None = None
     echo: Any = None  # what a failed result echoes of the item (nothing of an item no store can keep)
+    ask: MergeAsk | None = None  # the parties of a merge request or an unmerge
 
 
 def decode(raw_commands: list[Any], outcome: BatchOutcome) -> list[tuple[Any, Command]]:
@@ -89,6 +93,8 @@ def _lookup_keys(org: OrgConfig, pendings: list[_Pending]) -> tuple[set[int], di
     ids: set[int] = set()
     idents: dict[str, set[str]] = {name: set() for name in IDENTIFIERS}
     for p in pendings:
+        if p.ask is not None:
+            ids.update(uid for uid in (p.ask.survivor_id, p.ask.victim_id) if uid is not None)
         if p.item is None:
             continue
         if p.item.id is not None:
@@ -102,6 +108,8 @@ def _lookup_keys(org: OrgConfig, pendings: list[_Pending]) -> tuple[set[int], di
 
 def _names_any(org: OrgConfig, p: _Pending, keys: set[customer_store.LookupKey]) -> bool:
     """Whether the command's item names a customer by one of these lookup keys."""
+    if p.ask is not None:
+        return ("user_id", p.ask.victim_id) in keys or ("user_id", p.ask.survivor_id) in keys
     if p.item is None:
         return False
     if p.item.id is not None and ("user_id", p.item.id) in keys:
@@ -122,7 +130,7 @@ class BatchApplier:
         self.now = now or utcnow()
         self.outcome = BatchOutcome()
         self.audit: list[dict[str, Any]] = []
-        self.merges: list[dict[str, Any]] = []
+        self.book = merge_requests.MergeBook()
         self.outbox: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
@@ -151,7 +159,11 @@ class BatchApplier:
             if p.rejection is not None:
                 continue
             try:
-                p.item = parse_item(p.command.customer)
+                if p.command.kind == "update":
+                    p.item = parse_item(p.command.customer)
+                else:
+                    p.ask = merge_requests.parse_ask(p.command)
+                    p.echo = {"id": p.ask.victim_id}
             except ItemRejected as exc:
                 p.rejection = (exc.code, exc.message)
         directory = Directory()
@@ -159,6 +171,11 @@ class BatchApplier:
         busy: set[customer_store.LookupKey] = set()
         if org is not None:
             ids, idents = _lookup_keys(org, pendings)
+            unmerging = {p.ask.victim_id for p in pendings if p.ask is not None and p.command.kind == "unmerge"}
+            if unmerging:  # whoever holds a victim's identifier now is locked too, and its merge records read
+                for name, values in merge_requests.victim_identifiers(self.session, org_id, unmerging).items():
+                    idents[name] |= values
+                self.book.read(self.session, org_id, unmerging)
             if self.wait_for_locks:
                 loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
             else:
@@ -191,13 +208,22 @@ class BatchApplier:
         if org is None:
             return self._record(p, failed_item(p.echo, Code.INVALID_INPUT,
                                                message(Code.INVALID_INPUT, f"org_id {cmd.org_id} is not a known org")))
-        if p.rejection is not None or p.item is None:
+        if p.rejection is not None or (p.item is None and p.ask is None):
             code, text = p.rejection or (Code.INVALID_INPUT, message(Code.INVALID_INPUT))
             return self._record(p, failed_item(p.echo, code, text))
         try:
-            applied = apply_item(org, p.item, directory, cmd.issued_at, self.now)
+            if p.ask is not None and cmd.kind == "unmerge":
+                return self._unmerge(org, p, p.ask, directory)
+            if p.ask is not None and p.ask.survivor_id is not None:
+                merged = request_merge(org, p.ask.survivor_id, p.ask.victim_id, directory, self.now)
+                applied = Applied(target=merged.survivor, before=directory.by_id[merged.survivor.user_id],
+                                  merges=[merged], changes=[Change("merged_user_id", None, str(p.ask.victim_id))],
+                                  warnings=[Warning_(Code.CUSTOMER_MERGED, f"user_id {p.ask.victim_id} merged")])
+            else:
+                assert p.item is not None
+                applied = apply_item(org, p.item, directory, cmd.issued_at, self.now)
         except ItemRejected as exc:
-            return self._record(p, failed_item(cmd.customer, exc.code, exc.message))
+            return self._record(p, failed_item(p.echo, exc.code, exc.message))
         except Exception:  # a bug must fail one item, never the batch or the worker
             log.exception("item failed unexpectedly", extra={"org_id": cmd.org_id, "request_id": cmd.request_id})
             return self._record(p, failed_item(cmd.customer, Code.INTERNAL_ERROR, message(Code.INTERNAL_ERROR)))
@@ -216,18 +242,11 @@ class BatchApplier:
         common = {"org_id": cmd.org_id, "request_id": cmd.request_id, "issued_at": cmd.issued_at,
                   "user_context": context_json, "created_at": self.now}
         for merge in applied.merges:
-            self.merges.append({"org_id": cmd.org_id, "survivor_id": target.user_id,
-                                "victim_id": merge.victim.user_id, "identifier": merge.identifier,
-                                "request_id": cmd.request_id, "user_context": context_json,
-                                "snapshot": merge.snapshot, "created_at": self.now})
-            self.audit.append({**common, "user_id": target.user_id, "kind": "CustomerMerge",
-                               "field": merge.identifier, "previous": str(merge.victim.user_id),
-                               "new": str(target.user_id)})
-            self.outbox.append({"org_id": cmd.org_id, "user_id": target.user_id, "kind": "event",
-                                "created_at": self.now, "payload": {
-                                    "event": "customer.merged", "survivor_id": target.user_id,
-                                    "victim_id": merge.victim.user_id, "identifier": merge.identifier,
-                                    "request_id": cmd.request_id, "user_context": context}})
+            record, audit, event = merge_requests.merge_rows(cmd, common, context, context_json, target.user_id,
+                                                             merge, self.now)
+            self.book.add(record)
+            self.audit.extend(audit)
+            self.outbox.append(event)
         for change in applied.changes:
             self.audit.append({**common, "user_id": target.user_id, "kind": "CustomerUpdate",
                                "field": change.field, "previous": change.previous, "new": change.new})
@@ -249,6 +268,22 @@ class BatchApplier:
                                     "request_id": cmd.request_id}})
             effects.extend(apply_award(org, projection, award.points, award.rule, self.now))
         return effects
+
+    def _unmerge(self, org: OrgConfig, p: _Pending, ask: MergeAsk, directory: Directory) -> StoredResult:
+        """SPEC §4 Unmerge of the victim's latest merge; ItemRejected when it may not be undone."""
+        cmd = p.command
+        result = unmerge(org, ask.victim_id, self.book.latest(ask.victim_id), directory, self.now)
+        directory.put(result.victim)
+        directory.put(result.survivor)
+        context = cmd.user_context.model_dump() if cmd.user_context else None
+        context_json = jsontext.dumped(context) if context is not None else None
+        common = {"org_id": cmd.org_id, "request_id": cmd.request_id, "issued_at": cmd.issued_at,
+                  "user_context": context_json, "created_at": self.now}
+        audit, event = merge_requests.unmerge_rows(cmd, common, context, result, self.now)
+        self.audit.extend(audit)
+        self.outbox.append(event)
+        self.book.mark_undone(result.record, cmd.request_id, context, self.now)
+        return self._record(p, customer_item(org, result.victim, item_status(Code.SUCCESS)))
 
     def _record(self, p: _Pending, result: dict[str, Any]) -> StoredResult:
         cmd = p.command
@@ -274,7 +309,8 @@ class BatchApplier:
 
     def _write(self) -> None:
         insert_rows(self.session, t.AuditEntry, self.audit)
-        insert_rows(self.session, t.Merge, self.merges)
+        insert_rows(self.session, t.Merge, self.book.rows())
+        self.book.write_undone(self.session)
         insert_rows(self.session, t.CommandRecord, self.records)
         if self.rejected:
             stmt = dialect_insert(self.session)(t.RejectedCommand).on_conflict_do_nothing()

@@ -179,11 +179,14 @@ def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]
 
 def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
     """Write the rows that differ between the loaded and the final states, in an order the unique indexes
-    accept: customers who became inactive first, so that their identifiers are free for the survivors."""
+    accept: customers who became inactive first, so that their identifiers are free for the survivors; then
+    active ones that gave an identifier up (an unmerge's survivor), so that it is free for its victim."""
     changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
     table: Any = t.Customer.__table__
     postgres = is_postgres(session)
-    for group in ([s for s in changed if not s.active], [s for s in changed if s.active]):
+    freeing = [s for s in changed if s.active and _gave_up_identifier(before[s.user_id], s)]
+    rest = [s for s in changed if s.active and not _gave_up_identifier(before[s.user_id], s)]
+    for group in ([s for s in changed if not s.active], freeing, rest):
         if not group:
             continue
         if postgres:
@@ -192,3 +195,7 @@ def write_changes(session: Session, before: dict[int, CustomerState], after: dic
             session.execute(update(table).where(table.c.user_id == bindparam("b_user_id")),
                             [{"b_user_id": s.user_id, **row_values(s)} for s in group])
 
+
+
+def _gave_up_identifier(old: CustomerState, new: CustomerState) -> bool:
+    return any(old.identifier(name) and new.identifier(name) != old.identifier(name) for name in IDENTIFIERS)
