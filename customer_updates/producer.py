@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from customer_updates import mailbox
 from customer_updates.errors import InvalidBody, RequestIdConflict
-from customer_updates.models.commands import Command, UserContext, payload_hash, unusable_value, utcnow
+from customer_updates.models.commands import (
+    Command,
+    MergeAsk,
+    UserContext,
+    command_hash,
+    payload_hash,
+    unusable_value,
+    utcnow,
+)
 from customer_updates.models.v11 import checked_batch, checked_item
 from customer_updates.rules.parse import as_list
 from customer_updates.settings import Settings, get_settings
@@ -110,6 +118,37 @@ class Producer:
         publish_many([[command]], celery=self.celery)  # one pipelined round trip (message and event)
         if request_id is not None and sent is not None:
             self._remember(org_id, [(request_id, sent)])
+        return str(command["request_id"])
+
+    def enqueue_merge(self, org_id: int, survivor_id: int, victim_id: int, *, request_id: str | None = None,
+                      issued_at: datetime | None = None,
+                      user_context: dict[str, Any] | UserContext | None = None) -> str:
+        """A merge request (SPEC §4): merge `victim_id` into `survivor_id`, members included."""
+        return self._enqueue_kind(org_id, "merge", {"survivor_id": survivor_id, "victim_id": victim_id},
+                                  request_id, issued_at, user_context)
+
+    def enqueue_unmerge(self, org_id: int, victim_id: int, *, request_id: str | None = None,
+                        issued_at: datetime | None = None,
+                        user_context: dict[str, Any] | UserContext | None = None) -> str:
+        """Undo the latest merge of `victim_id` (SPEC §4)."""
+        return self._enqueue_kind(org_id, "unmerge", {"victim_id": victim_id}, request_id, issued_at, user_context)
+
+    def _enqueue_kind(self, org_id: int, kind: str, ask: dict[str, Any], request_id: str | None,
+                      issued_at: datetime | None, user_context: dict[str, Any] | UserContext | None) -> str:
+        from customer_updates.wire import publish_many
+
+        try:
+            MergeAsk.model_validate(ask)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidBody(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        command = {**self._command(org_id, ask, request_id, issued_at, user_context), "kind": kind}
+        digest = command_hash(kind, ask)
+        if request_id is not None:
+            self._refuse_conflicts(org_id, [request_id], [digest])
+        publish_many([[command]], celery=self.celery)
+        if request_id is not None:
+            self._remember(org_id, [(request_id, digest)])
         return str(command["request_id"])
 
     def _refuse_conflicts(self, org_id: int, request_ids: list[str], hashes: list[str]) -> None:

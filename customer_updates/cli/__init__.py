@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from customer_updates.cli import data, ops, results
+from customer_updates.cli import data, merges, ops, results
 from customer_updates.cli.common import main
 
-__all__ = ["data", "main", "ops", "results"]
+__all__ = ["data", "main", "merges", "ops", "results"]
