@@ -35,6 +35,7 @@ ORG_ID = 1
 # Found relative to the package: a clone installed with `pip install -e .` has them in examples/.
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # An update decided an hour before the batch, for a field the batch set: it must be skipped as stale.
+GUARDED_UPDATE = {"mobile": "919800000005", "email": "asha@example.com"}
 STALE_UPDATE = {"mobile": "919800000001", "lastname": "Rao",
                 "custom_fields": {"field": [{"name": "favourite_drink", "value": "espresso"}]}}
 
@@ -98,6 +99,14 @@ class Demo:
                                            user_context={"entity_type": "ADMIN", "source": "demo"})
         self.console.print("enqueued a late update, decided an hour before the batch (out of order)")
         stale = producer.get_result(ORG_ID, stale_id, timeout=self.timeout)
+        # Dana (not a member) was merged into Ben by her email above; Asha is a member: never merged so.
+        guarded_id = producer.enqueue_update(ORG_ID, GUARDED_UPDATE,
+                                             user_context={"entity_type": "ADMIN", "source": "demo"})
+        guarded = producer.get_result(ORG_ID, guarded_id, timeout=self.timeout)
+        if guarded is not None:
+            details = guarded["item_status"].get("warning_details") or [{"code": "", "message": ""}]
+            self.console.print(f"an update gave Eli the email of Asha, a member: {details[0]['code']} "
+                               f"{details[0]['message']} (no merge)")
         if batch is None or stale is None:
             raise DemoError(f"no results after {self.timeout:.0f}s; worker log: {workdir / 'worker.log'}")
         pending = self._wait("awarding points (follow-on tasks)", None,

@@ -21,7 +21,10 @@ SUMMARY = [
     "201 Some requests have failed due to errors (3 of 8 items succeeded)",
     "customer 4 merged into customer 2 (by email",
     "customer 1: +100 for profile_completion; now 580 points, tier Silver",
-    "customer 2: +25 for first_fill:email; now 325 points",
+    "customer 2: +25 for first_fill:email; now 375 points",
+    "customer 2: +50 for loyalty_conversion; now 375 points",
+    # A member's email given to another customer: ignored, never a merge (SPEC §3.3).
+    "an update gave Eli the email of Asha, a member: 91007 email is already occupied by some other user",
     "91100",  # the late update: its fields were skipped as stale
     "1104",  # an item without any identifier
     "customer-updates flower",
