@@ -170,7 +170,7 @@ def test_deep_nesting_inside_an_item_is_refused_before_the_queue(call):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("url", [UPDATE + "&wait=maybe", "/v1.1/customer/update?format=xml"])
+@pytest.mark.parametrize("url", [UPDATE + "&wait=maybe", "/v1.1/customer/update?format=yaml"])
 def test_a_wrong_query_parameter_is_400_naming_it(call, url):
     response = call("POST", url, auth=TILL, json=ONE)
 

@@ -11,7 +11,8 @@ from customer_updates.services.apply import StoredResult
 
 
 def _result(code: int) -> dict[str, object]:
-    return {"item_status": {"code": code, "success": code == 1000}, "customer": {"firstname": "Émile"}}
+    return {"item_status": {"success": "true" if code == 1000 else "false", "code": str(code), "message": "",
+                            "warnings": {"warning": []}}, "customer": {"firstname": "Émile"}}
 
 
 def test_a_batch_of_results_is_readable_by_request_id_and_expires_after_the_ttl(redis_url):
