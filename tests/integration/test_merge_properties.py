@@ -3,7 +3,9 @@
 A hypothesis state machine imports customers, sends updates that fill identifiers (merging whoever
 holds them), redelivers earlier commands and checks, after every step, the database against a small
 reference model and against the invariants: each identifier on at most one active customer, the org's
-points unchanged by merges, no merge cycle, every victim's chain ending at an active customer.
+points unchanged by merges and unmerges, no merge cycle, every victim's chain ending at an active customer,
+no member merged by an update (the org leaves CONF_AUTO_MERGE_LOYALTY_CUSTOMERS off). Merge requests
+and unmerges come in among the updates; a merge undone at once gives both customers back exactly.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ def fresh_database(folder: Path) -> str:
     return url
 
 
-def import_customer(url: str, mobile: str | None, email: str | None, points: int) -> int:
+def import_customer(url: str, mobile: str | None, email: str | None, points: int, type_: str = "LOYALTY") -> int:
     with session_scope(url) as session:
         row = t.Customer(org_id=1, mobile=mobile, email=email, loyalty_points=points, lifetime_points=points,
+                         type=type_, slab_number=1 if type_ == "LOYALTY" else None,
                          registered_on=T0, points_summaries=[], stamps={}, fired=[], active=True)
         session.add(row)
         session.flush()
@@ -58,6 +61,21 @@ def apply(url: str, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def command(customer: dict[str, Any], issued_at: datetime, request_id: str | None = None) -> dict[str, Any]:
     return {"org_id": 1, "request_id": request_id or uuid.uuid4().hex, "issued_at": issued_at.isoformat(),
             "customer": customer}
+
+
+def full_rows(url: str, *user_ids: int) -> list[dict[str, Any]]:
+    """Everything a customer reads back as (identifiers, fields, points, summaries, tier, side-effect history)."""
+    keep = ("mobile", "email", "external_id", "firstname", "lastname", "registered_on", "type", "fraud_status",
+            "loyalty_points", "lifetime_points", "lifetime_purchases", "slab_number", "tier_expiry_date",
+            "points_summaries", "stamps", "fired", "custom_fields", "extended_fields", "subscriptions", "active",
+            "merged_into")
+    with session_scope(url) as session:
+        rows = {r.user_id: r for r in session.scalars(select(t.Customer).where(t.Customer.user_id.in_(user_ids)))}
+        return [{name: getattr(rows[uid], name) for name in keep} for uid in user_ids]
+
+
+def ask(kind: str, **parties: int) -> dict[str, Any]:
+    return {"org_id": 1, "request_id": uuid.uuid4().hex, "kind": kind, "customer": parties}
 
 
 def database_state(url: str) -> dict[int, tuple[Any, ...]]:
@@ -97,14 +115,14 @@ class MergeMachine(RuleBasedStateMachine):
         self.import_a_customer(MOBILES[1], None, points[1])
 
     @rule(mobile=st.sampled_from(MOBILES), email=st.none() | st.sampled_from(EMAILS),
-          points=st.integers(0, 500))
-    def import_a_customer(self, mobile: str, email: str | None, points: int) -> None:
+          points=st.integers(0, 500), type_=st.sampled_from(["NON_LOYALTY", "LOYALTY"]))
+    def import_a_customer(self, mobile: str, email: str | None, points: int, type_: str = "NON_LOYALTY") -> None:
         if self._active_holder("mobile", mobile) or (email and self._active_holder("email", email)) \
                 or any(c["mobile"] == mobile for c in self.model.values()):
             return  # identifiers are unique among active customers; imports never merge
-        user_id = import_customer(self.url, mobile, email, points)
+        user_id = import_customer(self.url, mobile, email, points, type_)
         self.model[user_id] = {"mobile": mobile, "email": email, "points": points, "active": True,
-                               "merged_into": None, "firstname": None}
+                               "merged_into": None, "firstname": None, "type": type_, "took": {}, "brought": 0}
         self.total_points += points
 
     @precondition(lambda self: bool(self.model))
@@ -128,19 +146,88 @@ class MergeMachine(RuleBasedStateMachine):
             return
         assert result["item_status"]["code"] == "1000", result
         holder = self._active_holder("email", email)
+        self.model[target]["firstname"] = name
+        self.model[target]["took"].pop("firstname", None)  # set since: an unmerge keeps it
+        if holder is not None and holder != target and self.model[holder]["type"] == "LOYALTY":
+            event("guarded: a member holds the email")
+            assert result["item_status"]["warnings"]["warning"] == ["91007"]
+            return
         if holder is not None and holder != target:
             event("merge")
-            MergeMachine.merges_seen += 1
-            victim = self.model[holder]
-            survivor = self.model[target]
-            survivor["points"] += victim["points"]
-            victim["points"] = 0
-            victim["active"], victim["merged_into"] = False, target
-            survivor["mobile"] = survivor["mobile"] or victim["mobile"]
-            survivor["firstname"] = survivor["firstname"] or victim["firstname"]
+            self._merge(target, holder)
+            self.model[target]["took"].pop("firstname", None)
         self.model[target]["email"] = email
-        self.model[target]["firstname"] = name
         assert result["user_id"] == target
+
+    def _merge(self, target: int, holder: int) -> None:
+        MergeMachine.merges_seen += 1
+        victim, survivor = self.model[holder], self.model[target]
+        survivor["points"] += victim["points"]
+        victim["brought"], victim["points"] = victim["points"], 0
+        victim["active"], victim["merged_into"] = False, target
+        victim["survivor_took"] = {name: victim[name] for name in ("mobile", "email", "firstname")
+                                   if not survivor[name] and victim[name]}
+        survivor["took"] = {**survivor["took"], **victim["survivor_took"]}
+        for name, value in victim["survivor_took"].items():
+            survivor[name] = value
+        victim["survivor_type"] = survivor["type"] == "NON_LOYALTY" and victim["type"] == "LOYALTY"
+        survivor["type"] = "LOYALTY" if "LOYALTY" in (survivor["type"], victim["type"]) else "NON_LOYALTY"
+
+    def _actives(self) -> list[int]:
+        return sorted(uid for uid, c in self.model.items() if c["active"])
+
+    @precondition(lambda self: sum(c["active"] for c in self.model.values()) >= 2)
+    @rule(data=st.data(), undo_at_once=st.booleans())
+    def request_a_merge(self, data: st.DataObject, undo_at_once: bool) -> None:
+        survivor, victim = data.draw(st.lists(st.sampled_from(self._actives()), min_size=2, max_size=2,
+                                              unique=True))
+        before = full_rows(self.url, survivor, victim)
+        cmd = ask("merge", survivor_id=survivor, victim_id=victim)
+        [result] = apply(self.url, [cmd])
+        assert result["item_status"]["code"] == "1000", result
+        self.sent.append((cmd, result))
+        if undo_at_once:
+            event("merge request undone at once")
+            undo = ask("unmerge", victim_id=victim)
+            [undone] = apply(self.url, [undo])
+            assert undone["item_status"]["code"] == "1000", undone
+            assert full_rows(self.url, survivor, victim) == before
+            self.sent.append((undo, undone))
+            return
+        event("merge request")
+        self._merge(survivor, victim)
+
+    @precondition(lambda self: any(not c["active"] for c in self.model.values()))
+    @rule(data=st.data())
+    def unmerge_a_victim(self, data: st.DataObject) -> None:
+        victim_id = data.draw(st.sampled_from(sorted(u for u, c in self.model.items() if not c["active"])))
+        victim = self.model[victim_id]
+        survivor = self.model[victim["merged_into"]]
+        cmd = ask("unmerge", victim_id=victim_id)
+        [result] = apply(self.url, [cmd])
+        self.sent.append((cmd, result))
+        code = result["item_status"]["code"]
+        if not survivor["active"]:
+            event("unmerge refused: survivor merged further")
+            assert code == "91204", result
+            return
+        returning = {name: victim[name] for name in ("mobile", "email") if victim[name]}
+        taken = [n for n, v in returning.items() if (h := self._active_holder(n, v)) is not None
+                 and (h != victim["merged_into"] or survivor["took"].get(n) != v)]
+        if taken:
+            event("unmerge refused: identifier taken")
+            assert code == "91206", result
+            return
+        event("unmerge")
+        assert code == "1000", result
+        survivor["points"] -= victim["brought"]
+        victim["points"], victim["active"], victim["merged_into"] = victim["brought"], True, None
+        for name, value in victim["survivor_took"].items():
+            if survivor["took"].get(name) == value:
+                survivor[name] = None
+                del survivor["took"][name]
+        if victim.get("survivor_type"):
+            survivor["type"] = "NON_LOYALTY"
 
     @precondition(lambda self: bool(self.sent))
     @rule(data=st.data())
@@ -154,7 +241,7 @@ class MergeMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def reuse_a_request_id_with_another_payload(self, data: st.DataObject) -> None:
         cmd, _ = data.draw(st.sampled_from(self.sent))
-        other = {**cmd, "customer": {**cmd["customer"], "firstname": "Someone else"}}
+        other = {**cmd, "customer": {**cmd["customer"], "firstname": "Someone else"}, "kind": "update"}
         before = database_state(self.url)
         [result] = apply(self.url, [other])
         assert result["item_status"]["code"] == "409"
@@ -166,6 +253,12 @@ class MergeMachine(RuleBasedStateMachine):
         expected = {uid: (c["mobile"], c["email"], c["active"], c["merged_into"], c["points"], c["firstname"])
                     for uid, c in self.model.items()}
         assert state == expected
+
+    @invariant()
+    def no_member_was_merged_by_an_update(self) -> None:
+        with session_scope(self.url) as session:
+            automatic = session.scalars(select(t.Merge).where(t.Merge.identifier != "request")).all()
+            assert all(m.snapshot["type"] == "NON_LOYALTY" for m in automatic)
 
     @invariant()
     def identifiers_are_unique_among_active_customers(self) -> None:
