@@ -1,8 +1,8 @@
 """CPU per update of the worker's whole unit of work, in one process and without a broker.
 
-Batches of the bench workload go through what a pool process does with them (`handle.apply_messages`:
+Batches of the bench workload go through what a pool process does with them (`worker_messages.apply_messages`:
 claims, the transaction, results and events to Redis, the outbox marking) and the award tasks they
-publish are run at once (`handle.award`). Printed: the process's CPU, PostgreSQL's CPU (its local
+publish are run at once (`worker_messages.award`). Printed: the process's CPU, PostgreSQL's CPU (its local
 server processes, so on a machine where nothing else uses it) and the wall time, per update.
 
 It is the measure for comparing two versions of the code (run it in each checkout, in turns): a run
@@ -25,12 +25,12 @@ from bench import seed
 from bench.seed import ORG_ID, Layout
 from bench.workload import Workload
 from customer_updates.models.commands import utcnow
-from customer_updates.runtime import Runtime
-from customer_updates.services import handle
+from customer_updates.services import worker_messages
+from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
 from customer_updates.store.db import dispose_engines
 from customer_updates.store.orgs import OrgCache
-from customer_updates.worker import collect_after_batch, tune_gc
+from customer_updates.worker.celery_app import collect_after_batch, tune_gc
 
 WARM_UP_BATCHES = 10  # prepared statements, org cache, pooled connections
 
@@ -48,14 +48,14 @@ def _postgres_cpu() -> float:
     return total
 
 
-def _messages(workload: Workload, size: int) -> list[handle.Message]:
+def _messages(workload: Workload, size: int) -> list[worker_messages.Message]:
     now = utcnow().isoformat()
     commands = []
     for _ in range(size):
         update = workload.next()
         commands.append({"org_id": ORG_ID, "request_id": update.request_id, "issued_at": now,
                          "customer": update.item})
-    return [handle.Message(commands)]
+    return [worker_messages.Message(commands)]
 
 
 def _measure(rt: Runtime, layout: Layout, run: int, batches: int, size: int) -> tuple[float, float, float]:
@@ -63,10 +63,10 @@ def _measure(rt: Runtime, layout: Layout, run: int, batches: int, size: int) -> 
     work = [_messages(workload, size) for _ in range(WARM_UP_BATCHES + batches)]
     awards: list[list[int]] = []
 
-    def apply(messages: list[handle.Message]) -> None:
-        handle.apply_messages(rt, messages, awards.append, lambda message, delay: None)
+    def apply(messages: list[worker_messages.Message]) -> None:
+        worker_messages.apply_messages(rt, messages, awards.append, lambda message, delay: None)
         for outbox_ids in awards:
-            handle.award(rt, outbox_ids)
+            worker_messages.award(rt, outbox_ids)
         awards.clear()
         collect_after_batch()  # as the apply task does
 

@@ -12,7 +12,7 @@ from bench import reference
 from bench.procs import Worker
 from bench.seed import ORG_ID
 from bench.workload import Update
-from customer_updates import mailbox
+from customer_updates.messaging.results import result_key
 from customer_updates.models import tables as t
 from customer_updates.producer import Producer
 from customer_updates.settings import Settings
@@ -72,7 +72,7 @@ class CustomerUpdates:
         milliseconds and mostly finds none or all of it done. With a pipeline of an EXISTS per key each
         time, the bench process took 25-33% of a core in the latency phase (on the cores the worker runs
         on); with this, 17-18%."""
-        keys = [mailbox.result_key(ORG_ID, rid) for rid in request_ids]
+        keys = [result_key(ORG_ID, rid) for rid in request_ids]
         found = int(self.redis.exists(*keys)) if keys else 0
         if found in (0, len(keys)):
             return set(request_ids) if found else set()

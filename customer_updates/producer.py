@@ -15,8 +15,8 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from customer_updates import mailbox
 from customer_updates.errors import InvalidBody, RequestIdConflict
+from customer_updates.messaging.results import batch_key, read_batch_response, read_result, stored_hashes, wait_for
 from customer_updates.models.commands import (
     Command,
     MergeAsk,
@@ -75,9 +75,9 @@ class Producer:
     def celery(self) -> Any:
         """A Celery app of our own settings, used only to send (connects on first send)."""
         if self._celery is None:
-            from customer_updates.worker import make_app
+            from customer_updates.messaging.broker import producer_app
 
-            self._celery = make_app(self.settings)
+            self._celery = producer_app(self.settings)
         return self._celery
 
     @property
@@ -107,7 +107,7 @@ class Producer:
     def enqueue_update(self, org_id: int, customer: Any, *, request_id: str | None = None,
                        issued_at: datetime | None = None,
                        user_context: dict[str, Any] | UserContext | None = None) -> str:
-        from customer_updates.wire import publish_many
+        from customer_updates.messaging.sending import publish_many
 
         command = self._command(org_id, customer, request_id, issued_at, user_context)
         json.dumps(command)  # refuse what JSON cannot carry, here rather than in the worker
@@ -135,7 +135,7 @@ class Producer:
 
     def _enqueue_kind(self, org_id: int, kind: str, ask: dict[str, Any], request_id: str | None,
                       issued_at: datetime | None, user_context: dict[str, Any] | UserContext | None) -> str:
-        from customer_updates.wire import publish_many
+        from customer_updates.messaging.sending import publish_many
 
         try:
             MergeAsk.model_validate(ask)
@@ -153,7 +153,7 @@ class Producer:
 
     def _refuse_conflicts(self, org_id: int, request_ids: list[str], hashes: list[str]) -> None:
         """SPEC §6 409: refuse request ids whose stored result was made for another payload."""
-        stored = mailbox.stored_hashes(self.redis, org_id, request_ids)
+        stored = stored_hashes(self.redis, org_id, request_ids)
         conflicts = [rid for rid, mine, theirs in zip(request_ids, hashes, stored, strict=True)
                      if theirs is not None and theirs != mine]
         if conflicts:
@@ -169,7 +169,7 @@ class Producer:
     def enqueue_batch(self, org_id: int, body: Any, *, request_ids: list[str] | None = None,
                       issued_at: datetime | None = None, user_context: dict[str, Any] | UserContext | None = None,
                       batch_id: str | None = None) -> BatchReceipt:
-        from customer_updates.wire import publish_many
+        from customer_updates.messaging.sending import publish_many
 
         items = items_of(body)
         if request_ids is not None and len(request_ids) != len(items):
@@ -191,7 +191,7 @@ class Producer:
         if request_ids is not None:
             self._refuse_conflicts(org_id, [rid for rid, _ in manifest], [digest for _, digest in manifest])
         # The manifest first: a reader that sees results must be able to find the batch.
-        self.redis.set(mailbox.batch_key(org_id, batch_id), json.dumps(manifest),
+        self.redis.set(batch_key(org_id, batch_id), json.dumps(manifest),
                        ex=self.settings.result_ttl_seconds)
         size = max(1, self.settings.producer_message_size)
         publish_many([commands[i:i + size] for i in range(0, len(commands), size)], celery=self.celery)
@@ -204,13 +204,13 @@ class Producer:
         """The v1.1 item of a request id. A 409 item when its stored result was made for another payload
         than `payload` (or than the one this producer sent under that id)."""
         wanted = payload_hash(payload) if payload is not None else self._sent.get((org_id, request_id))
-        found = mailbox.wait_for(
-            lambda: mailbox.read_result(self.redis, org_id, request_id, wanted, payload), timeout)
+        found = wait_for(
+            lambda: read_result(self.redis, org_id, request_id, wanted, payload), timeout)
         return checked_item(found) if found is not None else None
 
     def get_batch_result(self, org_id: int, batch_id: str, timeout: float = 0) -> dict[str, Any] | None:
         # The batch's manifest holds each item's payload hash: a reused request id reads as its 409.
-        found = mailbox.wait_for(lambda: mailbox.read_batch(self.redis, org_id, batch_id), timeout)
+        found = wait_for(lambda: read_batch_response(self.redis, org_id, batch_id), timeout)
         return checked_batch(found) if found is not None else None
 
     def close(self) -> None:

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     worker_claim_seconds: float = Field(
         10.0, description="Before a transaction a worker claims its request ids on Redis for at most this long, "
         "and defers the ones another worker is applying (a producer's retry of a request still in flight) "
-        "instead of rolling back a whole batch on the unique key (customer_updates/claims.py). 0: no claims."
+        "instead of rolling back a whole batch on the unique key (customer_updates/messaging/claims.py). 0: no claims."
     )
     worker_flush_interval: float = Field(
         0.02, description="Seconds a worker waits to fill a consumer-side batch before applying it."

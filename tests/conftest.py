@@ -130,25 +130,25 @@ def redis_url(redis_session_url: str) -> Iterator[str]:
 @pytest.fixture
 def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Point this process's settings at the test servers (and forget cached engines and clients)."""
-    from customer_updates import runtime
+    from customer_updates.services import resources
 
     def _configure(database_url: str, redis_url: str = "redis://127.0.0.1:6379/15", **extra: str) -> None:
         monkeypatch.setenv("DATABASE_URL", database_url)
         monkeypatch.setenv("REDIS_URL", redis_url)
         for key, value in extra.items():
             monkeypatch.setenv(f"CUSTOMER_UPDATES_{key.upper()}", str(value))
-        runtime.reset()
+        resources.reset()
         _refresh_celery_app()
 
     yield _configure
     monkeypatch.undo()
-    runtime.reset()
+    resources.reset()
     _refresh_celery_app()
 
 
 def _refresh_celery_app() -> None:
     from customer_updates.settings import get_settings
-    from customer_updates.worker import app, celery_config
+    from customer_updates.worker.celery_app import app, celery_config
 
     app.conf.update(celery_config(get_settings()))
     app.pool.force_close_all()

@@ -96,8 +96,8 @@ def customers_import(file: Path) -> None:
 def customer_get(org_id: int, mobile: str | None, email: str | None, external_id: str | None,
                  user_id: str | None, as_json: bool) -> None:
     """Show one customer, found by one identifier."""
-    from customer_updates import runtime
     from customer_updates.models.v11 import checked_item
+    from customer_updates.services import resources
     from customer_updates.services.reads import get_customer
     from customer_updates.store.db import session_scope
 
@@ -107,7 +107,7 @@ def customer_get(org_id: int, mobile: str | None, email: str | None, external_id
         fail("give exactly one of --mobile, --email, --external-id, --id")
     by, value = given[0]
     with session_scope(get_settings().database_url) as session:
-        item = get_customer(session, runtime.current().orgs, org_id, by, value)
+        item = get_customer(session, resources.current().orgs, org_id, by, value)
     if as_json:
         print_json(checked_item(item))  # the original's types (models/v11.py)
     else:

@@ -10,8 +10,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from customer_updates import mailbox
 from customer_updates.cli.common import console, main, out, print_json
+from customer_updates.messaging.dead_letters import list_dead_letters
 from customer_updates.settings import Settings, get_settings
 
 
@@ -47,10 +47,10 @@ def dead_letters() -> None:
 @dead_letters.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters_list(as_json: bool) -> None:
-    from customer_updates import runtime
+    from customer_updates.services import resources
 
-    rt = runtime.current()
-    entries = mailbox.list_dead_letters(rt.redis, rt.settings.dead_letter_key)
+    rt = resources.current()
+    entries = list_dead_letters(rt.redis, rt.settings.dead_letter_key)
     if as_json:
         print_json(entries)
         return
@@ -67,11 +67,14 @@ def dead_letters_list(as_json: bool) -> None:
 @dead_letters.command("replay")
 def dead_letters_replay() -> None:
     """Send dead-lettered messages again (idempotent: what was applied applies nothing twice)."""
-    from customer_updates import runtime
+    from customer_updates.messaging.broker import producer_app
+    from customer_updates.messaging.sending import send_apply
+    from customer_updates.services import resources
     from customer_updates.services.dead_letters import replay
 
-    rt = runtime.current()
-    sent, kept = replay(rt.redis, rt.settings.dead_letter_key)
+    rt = resources.current()
+    celery = producer_app(rt.settings)
+    sent, kept = replay(rt.redis, rt.settings.dead_letter_key, lambda commands: send_apply(commands, celery=celery))
     console.print(f"replayed {sent} messages; {kept} could not be replayed and stay in the list")
 
 
@@ -110,8 +113,8 @@ def merges_list(org_id: int, user_id: int | None, as_json: bool) -> None:
 @click.option("--node", help="Only this worker counts, e.g. celery@$HOSTNAME (a container's own worker).")
 def health(as_json: bool, workers_only: bool, node: str | None) -> None:
     """Broker, workers, database, queues, outbox and dead letters. Exit code: 0 ok, 1 degraded, 2 down."""
-    from customer_updates.health import check
-    from customer_updates.health_report import show
+    from customer_updates.ops.health import check
+    from customer_updates.ops.health_report import show
 
     snapshot = check(get_settings(), workers_only=workers_only, node=node)
     if as_json:
@@ -139,7 +142,7 @@ def metrics(port: int, address: str) -> None:
     """Serve Prometheus metrics (queue depths, waiting age, outbox backlog, dead letters) until stopped."""
     import time
 
-    from customer_updates.metrics import serve
+    from customer_updates.ops.metrics import serve
 
     serve(get_settings(), port, address)
     console.print(f"metrics on http://{address}:{port}/metrics")
@@ -156,7 +159,7 @@ def metrics(port: int, address: str) -> None:
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
     """Run Flower for the workers (basic auth from CUSTOMER_UPDATES_FLOWER_BASIC_AUTH)."""
-    from customer_updates.flower import run
+    from customer_updates.ops.flower import run
 
     run(get_settings(), address, port, flower_args)
 
@@ -170,7 +173,7 @@ def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for each step.")
 def demo(workdir: Path | None, database_url: str | None, examples: Path | None, timeout: float) -> None:
     """Run the whole flow once: database, Redis, a worker, a realistic batch, a summary."""
-    from customer_updates.demo import Demo
+    from customer_updates.demo.run import Demo
 
     sys.exit(Demo(workdir=workdir, database_url=database_url, examples=examples, timeout=timeout).run())
 

@@ -9,9 +9,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from customer_updates import mailbox
 from customer_updates.cli.common import console, fail, main, out, print_json
 from customer_updates.errors import CustomerUpdatesError
+from customer_updates.messaging.results import read_batch_response, read_result
 from customer_updates.settings import Settings, get_settings
 
 
@@ -73,7 +73,7 @@ def _redis_or_db_result(settings: Settings, org_id: int, request_id: str,
 
     wanted = payload_hash(payload) if payload is not None else None
     try:
-        found = mailbox.read_result(redis.Redis.from_url(settings.redis_url), org_id, request_id, wanted, payload)
+        found = read_result(redis.Redis.from_url(settings.redis_url), org_id, request_id, wanted, payload)
     except redis.RedisError:
         found = None
     if found is not None:
@@ -126,7 +126,7 @@ def batch(batch_id: str, org_id: int, as_json: bool) -> None:
 
     settings = get_settings()
     try:
-        found = mailbox.read_batch(redis.Redis.from_url(settings.redis_url), org_id, batch_id)
+        found = read_batch_response(redis.Redis.from_url(settings.redis_url), org_id, batch_id)
     except redis.RedisError:
         found = None
     if found is None:

@@ -14,7 +14,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from customer_updates import mailbox
 from customer_updates.http import idempotency
 from customer_updates.http import xml as v11_xml
 from customer_updates.http.auth import Principal
@@ -27,6 +26,7 @@ from customer_updates.http.schemas import (
     ErrorResponse,
 )
 from customer_updates.http.state import Ingress
+from customer_updates.messaging.results import batch_key, read_batch_response
 from customer_updates.models.commands import UserContext
 from customer_updates.models.results import batch_response, failed_item, wire_item
 from customer_updates.producer import BatchReceipt
@@ -120,7 +120,7 @@ async def _wait_for_batch(ingress: Ingress, org_id: int, batch_id: str,
     deadline = time.monotonic() + timeout
     interval = 0.02
     while True:
-        found = await run_in_threadpool(mailbox.read_batch, ingress.redis, org_id, batch_id)
+        found = await run_in_threadpool(read_batch_response, ingress.redis, org_id, batch_id)
         left = deadline - time.monotonic()
         if found is not None or left <= 0:
             return found
@@ -191,10 +191,10 @@ for method, operation_id in (("POST", "updateCustomers"), ("PUT", "updateCustome
 
 
 def _batch_result(ingress: Ingress, org_id: int, batch_id: str) -> tuple[str, dict[str, Any] | None]:
-    found = mailbox.read_batch(ingress.redis, org_id, batch_id)
+    found = read_batch_response(ingress.redis, org_id, batch_id)
     if found is not None:
         return "done", found
-    if ingress.redis.exists(mailbox.batch_key(org_id, batch_id)):
+    if ingress.redis.exists(batch_key(org_id, batch_id)):
         return "pending", None
     # Redis keeps results for result_ttl_seconds; the database keeps the durable copy longer.
     with session_scope(ingress.settings.database_url) as session:

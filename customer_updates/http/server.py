@@ -6,8 +6,8 @@ from typing import Any
 
 import uvicorn
 
-from customer_updates import logs
 from customer_updates.http.protocol import guarded_protocol
+from customer_updates.ops import logs
 from customer_updates.settings import Settings
 
 SETTINGS_PROTOCOL = "customer_updates.http.protocol:SettingsGuardedH11Protocol"

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import redis
 from sqlalchemy.orm import Session
 
-from customer_updates import mailbox
+from customer_updates.messaging.events import append_to_stream
 from customer_updates.settings import Settings
 from customer_updates.store import records
 
@@ -43,7 +43,7 @@ def publish_outbox(session: Session, client: redis.Redis, settings: Settings, se
     events = stream_events(entries)
     if awards:
         send_awards(awards)
-    mailbox.publish_events(client, settings.events_stream, settings.events_maxlen, events)
+    append_to_stream(client, settings.events_stream, settings.events_maxlen, events)
     records.mark_published(session, [e.id for e in entries], now)
     return len(entries)
 

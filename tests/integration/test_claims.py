@@ -8,11 +8,11 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from customer_updates import claims
+from customer_updates.messaging import claims
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
-from customer_updates.runtime import Runtime
-from customer_updates.services.handle import Message, apply_messages
+from customer_updates.services.resources import Runtime
+from customer_updates.services.worker_messages import Message, apply_messages
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
 from customer_updates.store.orgs import OrgCache

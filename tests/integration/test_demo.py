@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 from kombu import Connection
 
-from customer_updates.embedded_redis import EmbeddedRedis, answers, free_port
+from customer_updates.demo.embedded_redis import EmbeddedRedis, answers, free_port
 from tests.conftest import ROOT
 
 SUMMARY = [

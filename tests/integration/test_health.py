@@ -14,8 +14,9 @@ from datetime import timedelta
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from customer_updates import Producer, mailbox
-from customer_updates.embedded_redis import free_port
+from customer_updates import Producer
+from customer_updates.demo.embedded_redis import free_port
+from customer_updates.messaging.dead_letters import push_dead_letter
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings
@@ -90,7 +91,7 @@ def test_waiting_messages_show_their_count_and_the_age_of_the_oldest(pg_url, red
 def test_dead_letters_and_old_outbox_work_make_the_system_degraded(pg_url, redis_url):
     import redis
 
-    mailbox.push_dead_letter(redis.Redis.from_url(redis_url), "customer_updates.dead_letters",
+    push_dead_letter(redis.Redis.from_url(redis_url), "customer_updates.dead_letters",
                              {"commands": []}, "test", attempts=7)
     add_outbox_award(pg_url, age=timedelta(minutes=10))
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from customer_updates import mailbox
 from customer_updates.http import create_app
+from customer_updates.messaging.results import batch_key
 from customer_updates.settings import Settings
 from tests.conftest import load_examples
 from tests.integration.test_http_auth_and_limits import TILL, UPDATE, md5, status_of
@@ -145,7 +145,7 @@ def test_an_idempotency_key_reused_with_more_items_is_409_and_leaves_the_batch_a
     client = redis.Redis.from_url(redis_url)
 
     [first] = call(("POST", UPDATE, {"auth": TILL, "json": one, "headers": key}))
-    manifest = client.get(mailbox.batch_key(ORG, "pos-7-receipt-1001"))
+    manifest = client.get(batch_key(ORG, "pos-7-receipt-1001"))
     [more] = call(("POST", UPDATE, {"auth": TILL, "json": two, "headers": key}))
     [changed] = call(("POST", UPDATE, {"auth": TILL, "headers": key,
                                        "json": {"root": {"customer": [{"mobile": "919800000001"}]}}}))
@@ -155,7 +155,7 @@ def test_an_idempotency_key_reused_with_more_items_is_409_and_leaves_the_batch_a
     assert (more.status_code, status_of(more)["code"]) == (409, 409)
     assert "Idempotency-Key" in status_of(more)["message"]
     assert changed.status_code == 409
-    assert client.get(mailbox.batch_key(ORG, "pos-7-receipt-1001")) == manifest
+    assert client.get(batch_key(ORG, "pos-7-receipt-1001")) == manifest
     # The same body (whitespace aside) is the same request: the same answer as the first time.
     assert (again.status_code, again.json()) == (202, first.json())
 

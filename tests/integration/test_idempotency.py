@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from customer_updates import Producer
 from customer_updates.errors import RequestIdConflict
+from customer_updates.messaging.broker import producer_app
+from customer_updates.messaging.sending import send_apply
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
-from customer_updates.wire import send_apply
-from customer_updates.worker import make_app
 from tests.conftest import run_cli
 
 
@@ -39,7 +39,7 @@ def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url
                                    fired=[], active=True))
     start_worker(pg_url, redis_url, concurrency=1)
     start_worker(pg_url, redis_url, concurrency=1)
-    celery = make_app(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url))
+    celery = producer_app(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url))
     producer = Producer(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url))
     commands = [_command({"mobile": f"9190000000{i:02d}", "lastname": f"Twice-{i}"}) for i in range(20)]
     for cmd in commands:  # each message twice, back to back: the two workers race for them

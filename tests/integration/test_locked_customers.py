@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
-from customer_updates.runtime import Runtime
-from customer_updates.services.handle import Message, apply_messages
+from customer_updates.services.resources import Runtime
+from customer_updates.services.worker_messages import Message, apply_messages
 from customer_updates.settings import Settings
 from customer_updates.store import customers as store
 from customer_updates.store.db import session_scope

@@ -6,7 +6,9 @@ import json
 
 import redis
 
-from customer_updates import jsontext, mailbox
+from customer_updates import jsontext
+from customer_updates.messaging.events import append_to_stream
+from customer_updates.messaging.results import read_result, rejected_key, result_key, store_results
 from customer_updates.services.apply import StoredResult
 
 
@@ -20,25 +22,25 @@ def test_a_batch_of_results_is_readable_by_request_id_and_expires_after_the_ttl(
     results = [StoredResult(1, f"r{i}", f"h{i}", _result(1000)) for i in range(300)]
     results.append(StoredResult(1, "r0", "other", _result(409), rejected=True))
 
-    mailbox.store_results(client, results, ttl=60)
+    store_results(client, results, ttl=60)
 
-    assert mailbox.read_result(client, 1, "r7") == _result(1000)
-    assert json.loads(client.get(mailbox.result_key(1, "r7")) or b"")["hash"] == "h7"
+    assert read_result(client, 1, "r7") == _result(1000)
+    assert json.loads(client.get(result_key(1, "r7")) or b"")["hash"] == "h7"
     # A reused request id gets its 409 beside the first result, not over it.
-    assert mailbox.read_result(client, 1, "r0") == _result(1000)
-    assert json.loads(client.get(mailbox.rejected_key(1, "r0", "other")) or b"") == _result(409)
-    assert 0 < client.ttl(mailbox.result_key(1, "r299")) <= 60
-    assert 0 < client.ttl(mailbox.rejected_key(1, "r0", "other")) <= 60
+    assert read_result(client, 1, "r0") == _result(1000)
+    assert json.loads(client.get(rejected_key(1, "r0", "other")) or b"") == _result(409)
+    assert 0 < client.ttl(result_key(1, "r299")) <= 60
+    assert 0 < client.ttl(rejected_key(1, "r0", "other")) <= 60
 
 
 def test_a_result_whose_text_was_made_for_the_database_reads_back_the_same(redis_url):
     client = redis.Redis.from_url(redis_url)
     made = jsontext.dumped(_result(1003))
-    mailbox.store_results(client, [StoredResult(1, "made", "h", made.value, text=made.text),
+    store_results(client, [StoredResult(1, "made", "h", made.value, text=made.text),
                                    StoredResult(1, "made", "h2", made.value, rejected=True, text=made.text)], ttl=60)
 
-    assert json.loads(client.get(mailbox.result_key(1, "made")) or b"") == {"hash": "h", "result": _result(1003)}
-    assert json.loads(client.get(mailbox.rejected_key(1, "made", "h2")) or b"") == _result(1003)
+    assert json.loads(client.get(result_key(1, "made")) or b"") == {"hash": "h", "result": _result(1003)}
+    assert json.loads(client.get(rejected_key(1, "made", "h2")) or b"") == _result(1003)
 
 
 class _NoCalls:
@@ -49,15 +51,15 @@ class _NoCalls:
 
 
 def test_no_results_and_no_events_cost_no_round_trip():
-    mailbox.store_results(_NoCalls(), [], ttl=60)  # type: ignore[arg-type]
-    mailbox.publish_events(_NoCalls(), "cu:events", 1000, [])  # type: ignore[arg-type]
+    store_results(_NoCalls(), [], ttl=60)  # type: ignore[arg-type]
+    append_to_stream(_NoCalls(), "cu:events", 1000, [])  # type: ignore[arg-type]
 
 
 def test_events_are_appended_in_order_with_their_outbox_id_type_and_payload(redis_url):
     client = redis.Redis.from_url(redis_url)
     events = [(10 + i, {"event": "customer.updated", "user_id": i, "note": "ü"}) for i in range(5)]
 
-    mailbox.publish_events(client, "cu:events", 1000, events)
+    append_to_stream(client, "cu:events", 1000, events)
 
     entries = client.xrange("cu:events")
     assert [fields[b"event_id"] for _, fields in entries] == [str(10 + i).encode() for i in range(5)]
@@ -68,7 +70,7 @@ def test_events_are_appended_in_order_with_their_outbox_id_type_and_payload(redi
 def test_the_event_stream_is_trimmed_to_about_its_maximum_length(redis_url):
     client = redis.Redis.from_url(redis_url)
     for start in range(0, 2000, 500):
-        mailbox.publish_events(client, "cu:events", 100, [(i, {"event": "e"}) for i in range(start, start + 500)])
+        append_to_stream(client, "cu:events", 100, [(i, {"event": "e"}) for i in range(start, start + 500)])
 
     # MAXLEN ~ trims whole nodes only: about the maximum, never the 2,000 appended.
     assert 100 <= client.xlen("cu:events") < 500

@@ -1,4 +1,4 @@
-"""The worker's Redis transport (customer_updates/transport.py) against a real Redis."""
+"""The worker's Redis transport (customer_updates/worker/transport.py) against a real Redis."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import redis as redis_lib
 from kombu import Connection, Exchange, Queue
 from kombu.utils.json import loads
 
-from customer_updates.transport import acknowledge_all
+from customer_updates.worker.transport import acknowledge_all
 
 QUEUE = Queue("cu_transport_test", Exchange("cu_transport_test"), routing_key="cu_transport_test")
 
@@ -46,13 +46,13 @@ def _receive(connection: Connection, count: int, prefetch: int | None = None) ->
 
 
 def _fetching(redis_url: str, batch: int) -> Connection:
-    return Connection(redis_url, transport="customer_updates.transport:Transport",
+    return Connection(redis_url, transport="customer_updates.worker.transport:Transport",
                       transport_options={"fetch_batch": batch})
 
 
 def test_a_batch_is_acknowledged_in_one_go_and_nothing_is_left_unacked(redis_url):
     client = redis_lib.Redis.from_url(redis_url)
-    with Connection(redis_url, transport="customer_updates.transport:Transport") as connection:
+    with Connection(redis_url, transport="customer_updates.worker.transport:Transport") as connection:
         _publish(connection, 20)
         messages = _receive(connection, 20)
         assert client.hlen("unacked") == 20  # kombu's record of what a worker holds
@@ -66,12 +66,12 @@ def test_a_batch_is_acknowledged_in_one_go_and_nothing_is_left_unacked(redis_url
 
 
 def test_unacknowledged_messages_of_a_closed_channel_come_back(redis_url):
-    with Connection(redis_url, transport="customer_updates.transport:Transport") as connection:
+    with Connection(redis_url, transport="customer_updates.worker.transport:Transport") as connection:
         _publish(connection, 3)
         messages = _receive(connection, 3)
         acknowledge_all([_Request(messages[0])])
     # The connection closed holding two: kombu restores them to the queue, as with its own transport.
-    with Connection(redis_url, transport="customer_updates.transport:Transport") as connection:
+    with Connection(redis_url, transport="customer_updates.worker.transport:Transport") as connection:
         again = _receive(connection, 2)
         assert sorted(m.payload["n"] for m in again) == [1, 2]
         acknowledge_all([_Request(m) for m in again])
@@ -141,7 +141,7 @@ def test_an_entry_that_is_not_a_message_stops_the_taking_and_stays_in_the_queue(
 
 def test_with_a_global_key_prefix_messages_come_one_at_a_time_under_the_prefixed_keys(redis_url):
     client = redis_lib.Redis.from_url(redis_url)
-    with Connection(redis_url, transport="customer_updates.transport:Transport",
+    with Connection(redis_url, transport="customer_updates.worker.transport:Transport",
                     transport_options={"fetch_batch": 10, "global_keyprefix": "cu_test:"}) as connection:
         _publish(connection, 5)
         messages = _receive(connection, 5)

@@ -22,7 +22,8 @@ import redis
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
-from customer_updates import mailbox
+from customer_updates.messaging.dead_letters import list_dead_letters
+from customer_updates.messaging.results import result_key
 from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store.db import get_engine, session_scope
@@ -118,10 +119,10 @@ def prepare_database(url: str, customers: int, org_id: int = 1) -> None:
 
 def publish(redis_url: str, messages: list[list[dict[str, Any]]]) -> None:
     """Send messages the way producers do (protocol 2, JSON) to the broker at `redis_url`."""
-    from customer_updates.wire import publish_many
-    from customer_updates.worker import make_app
+    from customer_updates.messaging.broker import producer_app
+    from customer_updates.messaging.sending import publish_many
 
-    app = make_app(Settings(REDIS_URL=redis_url))
+    app = producer_app(Settings(REDIS_URL=redis_url))
     try:
         publish_many(messages, celery=app)
     finally:
@@ -205,7 +206,7 @@ def check_outcome(db_url: str, redis_url: str, workload: Workload) -> dict[str, 
     assert len(records) == len(ids), f"{len(ids) - len(records)} commands have no stored result"
     codes = Counter(r.code for r in records.values())
     assert set(codes) == {1000}, codes
-    stored = client.mget([mailbox.result_key(workload.org_id, rid) for rid in ids])
+    stored = client.mget([result_key(workload.org_id, rid) for rid in ids])
     missing = [rid for rid, raw in zip(ids, stored, strict=True) if raw is None]
     assert not missing, f"{len(missing)} results missing on Redis, e.g. {missing[:3]}"
     # The database equals the reference model.
@@ -237,7 +238,7 @@ def check_outcome(db_url: str, redis_url: str, workload: Workload) -> dict[str, 
 def dead_letters(redis_url: str) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(redis_url)
     try:
-        return mailbox.list_dead_letters(client, Settings().dead_letter_key, limit=100_000)
+        return list_dead_letters(client, Settings().dead_letter_key, limit=100_000)
     finally:
         client.close()
 

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from customer_updates import Producer
+from customer_updates.messaging.broker import producer_app
+from customer_updates.messaging.sending import publish_many
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
-from customer_updates.wire import publish_many
-from customer_updates.worker import make_app
 from tests.conftest import load_examples, wait_for_follow_on_work
 
 PAIRS = int(os.environ.get("CU_MERGE_PAIRS", "150"))
@@ -67,7 +67,7 @@ def test_merges_in_both_directions_at_once_end_consistent(db_url, redis_url, sta
         size = random.Random(i).choice([1, 1, 2, 5])
         messages.append(commands[i:i + size])
         i += size
-    publish_many(messages, celery=make_app(settings))
+    publish_many(messages, celery=producer_app(settings))
 
     producer = Producer(settings)
     results = [producer.get_result(1, str(c["request_id"]), timeout=120) for c in commands]

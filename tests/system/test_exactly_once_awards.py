@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from customer_updates import Producer
+from customer_updates.messaging.broker import producer_app
+from customer_updates.messaging.sending import publish_many
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
-from customer_updates.wire import publish_many
-from customer_updates.worker import make_app
 from tests.conftest import load_examples, wait_for_follow_on_work
 
 CUSTOMERS = int(os.environ.get("CU_AWARD_CUSTOMERS", "200"))
@@ -40,7 +40,7 @@ def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redi
     commands = [{"org_id": 1, "request_id": uuid.uuid4().hex, "issued_at": utcnow().isoformat(),
                  "customer": {"mobile": f"9180{i:08d}", "email": f"fill{i}@example.com"}} for i in range(CUSTOMERS)]
     settings = Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url)
-    publish_many([[c] for c in commands] * 3, celery=make_app(settings))
+    publish_many([[c] for c in commands] * 3, celery=producer_app(settings))
 
     dying.process.wait(60)
     assert (tmp_path / "died").exists(), "the failpoint fired"

@@ -16,7 +16,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from customer_updates import mailbox
+from customer_updates.messaging.results import read_result
 from tests.system.harness import (
     UPDATES_QUEUE,
     WORKER_SETTINGS,
@@ -180,7 +180,7 @@ def test_generated_poison_never_stops_a_live_worker_and_every_good_command_is_ap
     check_outcome(pg_url, redis_url, workload)
     client = redis.Redis.from_url(redis_url)
     for p in bad_commands:
-        result = mailbox.read_result(client, 1, str(p.request_id))
+        result = read_result(client, 1, str(p.request_id))
         assert result is not None and result["item_status"]["success"] == "false", (p.request_id, result)
         if p.code is not None:
             assert int(result["item_status"]["code"]) == p.code, result

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from customer_updates import mailbox
+from customer_updates.messaging.results import read_result
 from tests.system.harness import (
     WORKER_SETTINGS,
     build_workload,
@@ -85,7 +85,7 @@ def test_poison_messages_are_dead_lettered_or_answered_and_good_commands_still_a
     client = redis.Redis.from_url(redis_url)
     for request_id, code in expected_codes.items():
         org = 999 if request_id.endswith("unknown-org") else 1
-        result = mailbox.read_result(client, org, request_id)
+        result = read_result(client, org, request_id)
         assert result is not None, request_id
         assert int(result["item_status"]["code"]) == code, (request_id, result["item_status"])
     letters = dead_letters(redis_url)

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
-from customer_updates import mailbox
+from customer_updates.messaging.results import read_result
 from customer_updates.models import tables as t
 from customer_updates.models.orgfile import OrgFile
 from customer_updates.services.imports import import_customers
@@ -91,7 +91,7 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
         assert "SerializationFailure" in entry["error"] or "could not serialize" in entry["error"]
     client = redis.Redis.from_url(redis_url)
     for command in broken:
-        result = mailbox.read_result(client, BROKEN_ORG, command["request_id"])
+        result = read_result(client, BROKEN_ORG, command["request_id"])
         assert result is not None and result["item_status"]["code"] == "9001"
     # One structured line per retry and per dead letter, bounded delays, no personal data.
     retry_lines = log_entries(worker.log_path, "retrying message")
@@ -108,7 +108,7 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
     replayed = run_cli(["dead-letters", "replay"], pg_url, redis_url)
     assert replayed.returncode == 0, replayed.stderr
     _wait(lambda: _records(pg_url) == len(broken))
-    results = [mailbox.read_result(client, BROKEN_ORG, c["request_id"]) for c in broken]
+    results = [read_result(client, BROKEN_ORG, c["request_id"]) for c in broken]
     assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)
     again = run_cli(["dead-letters", "replay"], pg_url, redis_url)
     assert again.returncode == 0 and "replayed 0" in again.stderr

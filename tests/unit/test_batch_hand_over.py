@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from customer_updates import task_events
-from customer_updates.batching import HandsOverRequest, PacedBatches
-from customer_updates.task_events import BatchEvents, slim
+from customer_updates.worker import task_events
+from customer_updates.worker.batching import HandsOverRequest, PacedBatches
+from customer_updates.worker.task_events import BatchEvents, slim
 
 
 def _request(n: int) -> Any:

@@ -1,8 +1,8 @@
-"""Which raw commands have a request id to claim (customer_updates/claims.py); no Redis needed."""
+"""Which raw commands have a request id to claim (customer_updates/messaging/claims.py); no Redis needed."""
 
 from __future__ import annotations
 
-from customer_updates import claims
+from customer_updates.messaging import claims
 
 
 def test_a_command_without_an_org_or_request_id_has_no_claim_key():

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from customer_updates.consumer import is_task_body, raw_message
-from customer_updates.services.handle import backoff
+from customer_updates.services.worker_messages import backoff
+from customer_updates.worker.consumer import is_task_body, raw_message
 
 
 def _message(body: bytes | str) -> SimpleNamespace:

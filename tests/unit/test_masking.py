@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from customer_updates.wire import mask_customer, masked_repr
+from customer_updates.messaging.sending import mask_customer, masked_repr
 
 
 def _shown(customer: Any) -> str:

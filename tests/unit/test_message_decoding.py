@@ -7,7 +7,7 @@ import pytest
 from customer_updates.errors import InvalidBody
 from customer_updates.models.commands import payload_hash, unusable_value
 from customer_updates.producer import Producer
-from customer_updates.services.handle import Message, _parts
+from customer_updates.services.worker_messages import Message, _parts
 from customer_updates.settings import Settings
 
 

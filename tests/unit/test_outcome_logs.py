@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from customer_updates.services.apply import BatchOutcome
-from customer_updates.services.handle import _log_outcomes
+from customer_updates.services.worker_messages import _log_outcomes
 
 
 def _outcome() -> BatchOutcome:

@@ -1,4 +1,4 @@
-"""Which Redis list entries the worker's transport hands to kombu (customer_updates/envelope.py); every
+"""Which Redis list entries the worker's transport hands to kombu (customer_updates/worker/queue_entries.py); every
 other one is dead-lettered before kombu or Celery reads it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from customer_updates.envelope import Unusable, decode_entry
+from customer_updates.worker.queue_entries import Unusable, decode_entry
 
 ENVELOPE = {"body": "W10=", "headers": {}, "properties": {"delivery_tag": "t1", "delivery_info": {"exchange": ""}}}
 # The issue's repro: a task header that is a list, otherwise what Celery sends.

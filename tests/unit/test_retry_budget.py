@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from customer_updates.services.handle import backoff, may_retry
+from customer_updates.services.worker_messages import backoff, may_retry
 from customer_updates.settings import Settings
 
 

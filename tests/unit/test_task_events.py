@@ -11,8 +11,8 @@ import pytest
 from celery.events.event import Event
 from kombu.clocks import LamportClock
 
-from customer_updates import task_events
-from customer_updates.task_events import EVENTS_PER_MESSAGE, BatchEvents, batch_events, publish_events
+from customer_updates.worker import task_events
+from customer_updates.worker.task_events import EVENTS_PER_MESSAGE, BatchEvents, batch_events, publish_events
 
 
 class _Producer:
@@ -70,7 +70,7 @@ def test_events_go_out_as_grouped_task_messages_of_a_bounded_size():
 def test_a_broker_error_loses_the_events_with_a_warning_and_raises_nothing(caplog: pytest.LogCaptureFixture):
     dispatcher = _dispatcher(fails=True)
 
-    with caplog.at_level(logging.WARNING, logger="customer_updates.task_events"):
+    with caplog.at_level(logging.WARNING, logger="customer_updates.worker.task_events"):
         publish_events(dispatcher, batch_events(dispatcher, [_request(1)], "task-started"))
 
     assert "task events not sent" in caplog.text

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from customer_updates import jsontext
-from customer_updates.batching import prefetch_for, reserved_per_process
+from customer_updates.worker.batching import prefetch_for, reserved_per_process
 
 
 def test_one_update_messages_are_reserved_up_to_the_most_allowed():
@@ -44,7 +44,7 @@ def test_each_pool_process_keeps_at_least_two_batches_reserved():
 
 
 def test_batches_end_with_a_young_collection_and_every_hundredth_with_a_full_one(monkeypatch):
-    from customer_updates import worker
+    from customer_updates.worker import celery_app as worker
 
     generations: list[int] = []
 
@@ -66,7 +66,7 @@ def test_a_batch_leaves_no_reference_cycle_behind_after_its_collection():
     import gc
     import weakref
 
-    from customer_updates import worker
+    from customer_updates.worker import celery_app as worker
 
     class Node:
         pass
@@ -86,8 +86,8 @@ def test_a_batch_leaves_no_reference_cycle_behind_after_its_collection():
 def test_the_main_worker_process_gets_the_same_collection_threshold_as_pool_processes(monkeypatch):
     import gc
 
-    from customer_updates import worker
     from customer_updates.settings import get_settings
+    from customer_updates.worker import celery_app as worker
 
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the test process keeps its heap as it is
     before = gc.get_threshold()

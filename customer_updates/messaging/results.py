@@ -1,4 +1,4 @@
-"""Results, batch manifests, events and dead letters on Redis.
+"""Results and batch manifests on Redis.
 
 Producers read results here with nothing but `REDIS_URL` (DESIGN §2: not Celery's result backend).
 The database keeps the durable copy; these keys expire after `result_ttl_seconds`.
@@ -43,15 +43,6 @@ for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ttl) end
 return #KEYS
 """
 
-_XADD_ALL = """
-local stream, maxlen = KEYS[1], ARGV[1]
-for i = 2, #ARGV, 3 do
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event_id', ARGV[i], 'type', ARGV[i + 1], 'data', ARGV[i + 2])
-end
-return (#ARGV - 1) / 3
-"""
-
-
 def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None:
     """Publish stored results (services.apply.StoredResult) in one round trip."""
     keys: list[str] = []
@@ -93,7 +84,7 @@ def read_result(client: redis.Redis, org_id: int, request_id: str, wanted_hash: 
     return wire_item(json.loads(rejected)) if rejected else conflict_item(payload)
 
 
-def read_batch(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any] | None:
+def read_batch_response(client: redis.Redis, org_id: int, batch_id: str) -> dict[str, Any] | None:
     """The v1.1 batch response, or None while any item is not done (or the batch is unknown)."""
     manifest_raw = client.get(batch_key(org_id, batch_id))
     if not manifest_raw:
@@ -129,24 +120,3 @@ def wait_for(read: Any, timeout: float, interval: float = 0.02) -> Any:
             return value
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         interval = min(interval * 1.5, 0.25)
-
-
-def publish_events(client: redis.Redis, stream: str, maxlen: int, events: list[tuple[int, dict[str, Any]]]) -> None:
-    """Append events to the stream (fields event_id, type, data), in one round trip. `event_id` is the
-    event's id from the outbox (services.publish.stream_events): consumers dedupe on it, since the relay may
-    publish an event twice if a worker dies between XADD and marking it published."""
-    if not events:
-        return
-    args: list[Any] = [maxlen]
-    for outbox_id, payload in events:
-        args += [str(outbox_id), payload["event"], jsontext.dumps(payload)]
-    client.register_script(_XADD_ALL)(keys=[stream], args=args)
-
-
-def push_dead_letter(client: redis.Redis, key: str, raw: Any, error: str, attempts: int) -> None:
-    entry = {"message": raw, "error": error[:2000], "attempts": attempts, "at": time.time()}
-    client.rpush(key, json.dumps(entry, default=str))
-
-
-def list_dead_letters(client: redis.Redis, key: str, limit: int = 1000) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in client.lrange(key, 0, limit - 1)]

@@ -7,67 +7,47 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import celeryd_init, setup_logging, worker_init, worker_process_init
-from kombu import Queue
 
-from customer_updates import logs, message_json, runtime
+from customer_updates.messaging.broker import shared_config
+from customer_updates.messaging.names import PURGE_TASK, RELAY_TASK
+from customer_updates.ops import logs
+from customer_updates.services import resources
 from customer_updates.settings import Settings, get_settings
-
-UPDATES_QUEUE = "customer_updates"
-SIDE_EFFECTS_QUEUE = "customer_updates.side_effects"
-APPLY_TASK = "customer_updates.apply_updates"
-AWARD_TASK = "customer_updates.award_points"
-RELAY_TASK = "customer_updates.relay_outbox"
-PURGE_TASK = "customer_updates.purge_records"
+from customer_updates.worker import decoder
 
 
 def _transport_for(url: str) -> str | None:
     scheme = url.split("://", 1)[0].lower()
-    return "customer_updates.transport:Transport" if scheme in ("redis", "rediss") else None
+    return "customer_updates.worker.transport:Transport" if scheme in ("redis", "rediss") else None
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    """The producers' configuration (messaging/broker.py) and what only a worker needs."""
     return {
-        "broker_url": settings.redis_url,
-        "broker_connection_retry_on_startup": True,
+        **shared_config(settings),
         # A killed worker's messages come back after this many seconds (DESIGN §2).
-        # fetch_batch, dead_letter_key: read by the worker's transport only (customer_updates/transport.py),
+        # fetch_batch, dead_letter_key: read by the worker's transport only (worker/transport.py),
         # ignored by kombu's.
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout,
                                      "fetch_batch": settings.worker_fetch_batch,
                                      "dead_letter_key": settings.dead_letter_key},
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "result_serializer": "json",
-        # Results live in the database and in our own Redis keys, not in Celery's result backend.
-        "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         # Undecodable or malformed messages go to the dead-letter list instead of being dropped.
-        "worker_consumer": "customer_updates.consumer:DeadLetteringConsumer",
+        "worker_consumer": "customer_updates.worker.consumer:DeadLetteringConsumer",
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
-        "task_send_sent_event": True,
         "worker_send_task_events": True,
-        "task_default_queue": UPDATES_QUEUE,
-        "task_queues": [Queue(UPDATES_QUEUE), Queue(SIDE_EFFECTS_QUEUE)],
-        "task_routes": {
-            APPLY_TASK: {"queue": UPDATES_QUEUE},
-            AWARD_TASK: {"queue": SIDE_EFFECTS_QUEUE},
-            RELAY_TASK: {"queue": SIDE_EFFECTS_QUEUE},
-            PURGE_TASK: {"queue": SIDE_EFFECTS_QUEUE},
-        },
         "beat_schedule": {
             "relay-outbox": {"task": RELAY_TASK, "schedule": settings.outbox_relay_interval_seconds},
             "purge-records": {"task": PURGE_TASK, "schedule": 3600.0},
         },
-        "timezone": "UTC",
-        "enable_utc": True,
     }
 
 
 def make_app(settings: Settings, include_tasks: bool = False) -> Celery:
-    """A Celery app for these settings. Producers make their own (they only send tasks by name)."""
-    celery = Celery("customer_updates", include=["customer_updates.tasks"] if include_tasks else [])
+    """The worker's Celery app for these settings (producers use messaging.broker.producer_app)."""
+    celery = Celery("customer_updates", include=["customer_updates.worker.tasks"] if include_tasks else [])
     celery.conf.update(celery_config(settings))
     return celery
 
@@ -84,11 +64,11 @@ def _setup_logging(**_: Any) -> None:
 @celeryd_init.connect
 def _worker_messaging(conf: Any = None, **_: Any) -> None:
     # Worker processes only (Flower and producers keep kombu's own): kombu's Redis transport with fewer
-    # round trips per message (customer_updates/transport.py, for URLs it understands), and a JSON
-    # decoder that gives the same values as kombu's in a third of the time (customer_updates/message_json.py).
+    # round trips per message (worker/transport.py, for URLs it understands), and a JSON
+    # decoder that gives the same values as kombu's in a third of the time (worker/decoder.py).
     if conf is not None and conf.broker_transport is None:
         conf.broker_transport = _transport_for(str(conf.broker_url or ""))
-    message_json.install()
+    decoder.install()
 
 
 @worker_init.connect
@@ -104,7 +84,7 @@ def _main_process_gc(**_: Any) -> None:
 @worker_process_init.connect
 def _fresh_process(**_: Any) -> None:
     # Connections inherited over fork would be shared with the parent: make new ones lazily.
-    runtime.reset()
+    resources.reset()
     tune_gc(get_settings().worker_gc_threshold)
 
 

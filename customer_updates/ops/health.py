@@ -27,15 +27,11 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from customer_updates.messaging.names import QUEUES
 from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store.db import normalise_url
 
-# The names of customer_updates.worker, not imported from there: importing that module makes the worker's
-# Celery app and connects its signals.
-UPDATES_QUEUE = "customer_updates"
-SIDE_EFFECTS_QUEUE = "customer_updates.side_effects"
-QUEUES = (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE)
 # kombu's Redis transport: one list per priority step, named queue + sep + step (step 0: the bare name).
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
@@ -164,7 +160,7 @@ def _check_database(settings: Settings, health: Health, now: datetime) -> None:
 
 def _control_app(settings: Settings) -> Celery:
     """A Celery app of its own that only broadcasts (connects on first use; never the worker's app)."""
-    app = Celery("customer_updates.health", set_as_current=False)
+    app = Celery("customer_updates.ops.health", set_as_current=False)
     app.conf.update(broker_url=settings.redis_url, broker_connection_timeout=3, broker_connection_retry=False,
                     broker_connection_max_retries=1, broker_transport_options={"socket_timeout": 5})
     return app

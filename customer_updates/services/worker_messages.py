@@ -16,14 +16,17 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from customer_updates import claims, failpoints, mailbox
+from customer_updates.messaging import claims
+from customer_updates.messaging.dead_letters import push_dead_letter
+from customer_updates.messaging.results import store_results
 from customer_updates.models.commands import payload_hash, utcnow
 from customer_updates.models.results import failed_item
 from customer_updates.rules.codes import Code, message
-from customer_updates.runtime import Runtime
 from customer_updates.services import awards as award_service
+from customer_updates.services import failpoints
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
 from customer_updates.services.publish import publish_outbox
+from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
 
@@ -195,7 +198,7 @@ def _release(rt: Runtime, claimed: set[claims.Key]) -> None:
 
 def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[list[int]], None],
                   duration: float) -> None:
-    mailbox.store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
+    store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
     for raw, error in outcome.undecodable:
         _dead_letter_raw(rt, raw, error, attempts=1)
     if outcome.outbox:
@@ -242,14 +245,14 @@ def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
                                         failed_item(raw.get("customer"), Code.DEAD_LETTERED,
                                                     message(Code.DEAD_LETTERED))))
     try:
-        mailbox.store_results(rt.redis, results, rt.settings.result_ttl_seconds)
+        store_results(rt.redis, results, rt.settings.result_ttl_seconds)
     except Exception:
         log.warning("could not store dead-letter results", exc_info=True)
 
 
 def _dead_letter_raw(rt: Runtime, raw: Any, error: str, attempts: int) -> None:
     log.error("dead letter", extra={"error": error[:300], "attempts": attempts})
-    mailbox.push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts)
+    push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts)
 
 
 def dead_letter_body(rt: Runtime, raw: Any, error: str) -> None:

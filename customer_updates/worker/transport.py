@@ -9,7 +9,7 @@ third) and sends task events, and each of those made a new `redis.Redis` client 
   more from the same queue, recording each as unacked in the same atomic step (kombu's BRPOP leaves a
   moment between taking a message and recording it; the script leaves none for the ones it takes);
 - `acknowledge_all` removes a whole batch's messages from the unacked index in one pipeline;
-- a queue entry that is not a well-typed kombu message (customer_updates/envelope.py) goes to the
+- a queue entry that is not a well-typed kombu message (customer_updates/worker/queue_entries.py) goes to the
   dead-letter list, whether BRPOP or the script took it: kombu and Celery read it outside any error
   handling, which stopped the worker; and a message whose delivery raises anyway is dead-lettered too;
 - restoring unacknowledged messages (at shutdown, after the visibility timeout) decodes them as plain
@@ -32,11 +32,11 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 
-from customer_updates import mailbox
-from customer_updates.envelope import Unusable, check, decode_entry
-from customer_updates.message_json import loads
+from customer_updates.messaging.dead_letters import push_dead_letter
+from customer_updates.worker.decoder import loads
+from customer_updates.worker.queue_entries import Unusable, check, decode_entry
 
-log = logging.getLogger("customer_updates.transport")
+log = logging.getLogger("customer_updates.worker.transport")
 
 
 # KEYS: unacked index (sorted set), unacked records (hash), then the queue's lists, highest priority first.
@@ -179,10 +179,10 @@ class Channel(kombu_redis.Channel):
             log.error("queue entry dropped", extra={"error": error})
             return
         if pipe is not None:
-            mailbox.push_dead_letter(pipe, self.dead_letter_key, entry, error, attempts=1)
+            push_dead_letter(pipe, self.dead_letter_key, entry, error, attempts=1)
         else:
             with self.conn_or_acquire() as client:
-                mailbox.push_dead_letter(client, self.dead_letter_key, entry, error, attempts=1)
+                push_dead_letter(client, self.dead_letter_key, entry, error, attempts=1)
         log.error("dead letter", extra={"error": error, "attempts": 1})
 
     def _dead_letter_recorded(self, entry: str, error: str, tag: Any = None) -> None:

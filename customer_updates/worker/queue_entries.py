@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from customer_updates.message_json import loads
+from customer_updates.worker.decoder import loads
 
 # Header fields Celery reads while receiving a message (celery.worker.request, celery_batches), by type.
 _TEXT_HEADERS = ("id", "root_id", "parent_id", "group", "argsrepr", "kwargsrepr", "origin", "lang", "shadow",

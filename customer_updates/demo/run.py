@@ -26,14 +26,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-from customer_updates import demo_report, mailbox
-from customer_updates.embedded_redis import EmbeddedRedis, answers
+from customer_updates.demo import report as demo_report
+from customer_updates.demo.embedded_redis import EmbeddedRedis, answers
+from customer_updates.messaging.results import read_result
 from customer_updates.models.commands import utcnow
 from customer_updates.settings import Settings, get_settings
 
 ORG_ID = 1
 # Found relative to the package: a clone installed with `pip install -e .` has them in examples/.
-DEFAULT_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # An update decided an hour before the batch, for a field the batch set: it must be skipped as stale.
 GUARDED_UPDATE = {"mobile": "919800000005", "email": "asha@example.com"}
 STALE_UPDATE = {"mobile": "919800000001", "lastname": "Rao",
@@ -92,7 +93,7 @@ class Demo:
                                          user_context={"entity_type": "ADMIN", "source": "demo"})
         self.console.print(f"enqueued batch {receipt.batch_id}: {len(receipt.request_ids)} updates")
         self._wait("applying the batch", len(receipt.request_ids),
-                   lambda: sum(mailbox.read_result(producer.redis, ORG_ID, r) is not None
+                   lambda: sum(read_result(producer.redis, ORG_ID, r) is not None
                                for r in receipt.request_ids))
         batch = producer.get_batch_result(ORG_ID, receipt.batch_id, timeout=self.timeout)
         stale_id = producer.enqueue_update(ORG_ID, STALE_UPDATE, issued_at=issued_at - timedelta(hours=1),
@@ -245,7 +246,7 @@ def _messages_waiting(url: str) -> int:
     would apply them too, and its summary would mix them with its own batch."""
     import redis
 
-    from customer_updates.worker import SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
+    from customer_updates.messaging.names import SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
 
     client = redis.Redis.from_url(url, socket_timeout=2)
     try:
@@ -259,9 +260,9 @@ def _messages_waiting(url: str) -> int:
 
 def _workers_listening(url: str) -> bool:
     """Whether any Celery worker answers a ping on this broker (it would take the demo's messages)."""
-    from customer_updates.worker import make_app
+    from customer_updates.messaging.broker import producer_app
 
-    app = make_app(Settings(REDIS_URL=url))
+    app = producer_app(Settings(REDIS_URL=url))
     try:
         return bool(app.control.ping(timeout=1.0))
     except Exception:

@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from customer_updates import health
+from customer_updates.ops import health
 from customer_updates.settings import Settings
 
 PREFIX = "customer_updates"

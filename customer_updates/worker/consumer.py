@@ -21,10 +21,9 @@ from typing import Any
 from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import Consumer
 
-from customer_updates import runtime
-from customer_updates.services import handle
+from customer_updates.services import resources, worker_messages
 
-log = logging.getLogger("customer_updates.consumer")
+log = logging.getLogger("customer_updates.worker.consumer")
 
 
 def raw_message(message: Any) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def is_task_body(payload: Any) -> bool:
 class DeadLetteringConsumer(Consumer):
     def _dead_letter(self, message: Any, error: str) -> bool:
         try:
-            handle.dead_letter_body(runtime.current(), raw_message(message), error)
+            worker_messages.dead_letter_body(resources.current(), raw_message(message), error)
             return True
         except Exception:
             # Redis is away: leave the message unacknowledged, it comes back after the visibility timeout.

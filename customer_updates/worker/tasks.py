@@ -6,17 +6,25 @@ from typing import Any
 
 from celery_batches import Batches, SimpleRequest
 
-from customer_updates import runtime
-from customer_updates.batching import HandsOverRequest, PacedBatches
+from customer_updates.messaging import sending
+from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK
 from customer_updates.models.commands import utcnow
-from customer_updates.services import handle
+from customer_updates.services import resources, worker_messages
 from customer_updates.services.publish import relay
 from customer_updates.settings import get_settings
 from customer_updates.store.db import session_scope
 from customer_updates.store.records import purge_records, retention_cutoff
-from customer_updates.task_events import BatchEvents
-from customer_updates.wire import send_apply, send_awards
-from customer_updates.worker import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK, app, collect_after_batch
+from customer_updates.worker.batching import HandsOverRequest, PacedBatches
+from customer_updates.worker.celery_app import app, collect_after_batch
+from customer_updates.worker.task_events import BatchEvents
+
+
+def send_awards(outbox_ids: list[int]) -> None:
+    sending.send_awards(outbox_ids, celery=app)
+
+
+def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None) -> None:
+    sending.send_apply(commands, celery=app, attempt=attempt, countdown=countdown)
 
 
 class _ApplyBatches(BatchEvents, PacedBatches, Batches):
@@ -36,9 +44,9 @@ class _AfterBatches(HandsOverRequest):
 @app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
 def apply_updates(requests: list[SimpleRequest]) -> None:
     """At least once: acked after the batch returns; idempotency records make redelivery apply nothing."""
-    rt = runtime.current()
+    rt = resources.current()
     try:
-        handle.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
+        worker_messages.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
     finally:
         if rt.settings.worker_gc_threshold > 0:
             # With rare automatic collections (worker.tune_gc) the cycles a batch leaves would pile up.
@@ -55,27 +63,27 @@ def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] 
     Transient errors retry with backoff: a failed task is acked, and the relay would republish it only
     minutes later (it waits that long before it treats a published award as lost).
     """
-    rt = runtime.current()
+    rt = resources.current()
     try:
-        return handle.award(rt, list(outbox_ids or []) + ([outbox_id] if outbox_id is not None else []))
-    except handle.TRANSIENT as exc:
+        return worker_messages.award(rt, list(outbox_ids or []) + ([outbox_id] if outbox_id is not None else []))
+    except worker_messages.TRANSIENT as exc:
         retries = self.request.retries or 0
-        if not handle.may_retry(rt.settings, retries):
+        if not worker_messages.may_retry(rt.settings, retries):
             raise  # acked as failed; the relay republishes awards still not done, minutes later
-        delay = handle.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)
+        delay = worker_messages.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)
         raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
 
 
 @app.task(name=RELAY_TASK, acks_late=True, Request=_AfterBatches)
 def relay_outbox() -> int:
     """Republishes outbox rows a worker committed but did not confirm; repeating it is harmless."""
-    rt = runtime.current()
+    rt = resources.current()
     with session_scope(rt.settings.database_url) as session:
         return relay(session, rt.redis, rt.settings, send_awards, utcnow())
 
 
 @app.task(name=PURGE_TASK, acks_late=True, Request=_AfterBatches)
 def purge_old_records() -> int:
-    rt = runtime.current()
+    rt = resources.current()
     with session_scope(rt.settings.database_url) as session:
         return purge_records(session, retention_cutoff(utcnow(), rt.settings.idempotency_retention_days))

@@ -25,9 +25,9 @@ from celery.utils.time import utcoffset
 from celery_batches import SimpleRequest
 from celery_batches.trace import apply_batches_task
 
-from customer_updates.transport import acknowledge_all
+from customer_updates.worker.transport import acknowledge_all
 
-log = logging.getLogger("customer_updates.task_events")
+log = logging.getLogger("customer_updates.worker.task_events")
 
 EVENTS_PER_MESSAGE = 200  # a grouped message stays small (a received event carries the kwargs' repr, 1 KiB at most)
 

@@ -23,7 +23,7 @@ from celery_batches import consume_queue
 
 from customer_updates.settings import get_settings
 
-log = logging.getLogger("customer_updates.batching")
+log = logging.getLogger("customer_updates.worker.batching")
 
 
 def _commands_in(request: Any) -> int:

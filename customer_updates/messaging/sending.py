@@ -1,6 +1,6 @@
 """Messages on the queue (the wire contract of DESIGN §3): protocol 2, JSON, kwargs {"commands": [...]}.
 
-`kwargsrepr` is what Flower and worker logs show of a message: it is masked (customer_updates.masking), so
+`kwargsrepr` is what Flower and worker logs show of a message: it is masked (customer_updates.messaging.masking), so
 no mobile, email or name leaves the payload itself.
 """
 
@@ -17,11 +17,11 @@ from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
 # The masking functions are part of this module's interface: re-exported.
-from customer_updates.masking import PERSONAL as PERSONAL
-from customer_updates.masking import mask_customer as mask_customer
-from customer_updates.masking import mask_value as mask_value
-from customer_updates.masking import masked_repr
-from customer_updates.worker import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE, app
+from customer_updates.messaging.masking import PERSONAL as PERSONAL
+from customer_updates.messaging.masking import mask_customer as mask_customer
+from customer_updates.messaging.masking import mask_value as mask_value
+from customer_updates.messaging.masking import masked_repr
+from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
 
 
 def sent_header() -> dict[str, float]:
@@ -29,36 +29,35 @@ def sent_header() -> dict[str, float]:
     return {"sent_at": round(time.time(), 3)}
 
 
-def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None,
-               producer: Any = None, celery: Celery | None = None) -> None:
+def send_apply(commands: list[Any], *, celery: Celery, attempt: int = 0, countdown: float | None = None,
+               producer: Any = None) -> None:
     kwargs: dict[str, Any] = {"commands": commands}
     if attempt:
         kwargs["attempt"] = attempt
-    (celery or app).send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
-                  kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
-                  headers=sent_header())
+    celery.send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
+                     kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
+                     headers=sent_header())
 
 
 # Awards per follow-on task: one transaction applies them all (see services/awards.py).
 AWARDS_PER_TASK = 100
 
 
-def send_awards(outbox_ids: list[int]) -> None:
+def send_awards(outbox_ids: list[int], *, celery: Celery) -> None:
     # kombu's publish batch pipelines the messages: one round trip for a chunk's awards, not one each.
-    with app.producer_or_acquire() as producer, producer.batch():
+    with celery.producer_or_acquire() as producer, producer.batch():
         for start in range(0, len(outbox_ids), AWARDS_PER_TASK):
-            app.send_task(AWARD_TASK, kwargs={"outbox_ids": outbox_ids[start:start + AWARDS_PER_TASK]},
-                          queue=SIDE_EFFECTS_QUEUE, producer=producer, headers=sent_header())
+            celery.send_task(AWARD_TASK, kwargs={"outbox_ids": outbox_ids[start:start + AWARDS_PER_TASK]},
+                             queue=SIDE_EFFECTS_QUEUE, producer=producer, headers=sent_header())
 
 
-def publish_many(messages: list[list[Any]], celery: Celery | None = None) -> None:
+def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
     """Publish several apply messages over one broker connection.
 
     On a Redis broker the messages are pushed with one pipelined LPUSH (plus the task-sent events),
     in the exact envelope kombu's Redis transport writes: `send_task` costs a round trip per message and
     per event, which caps a producer near 1,600 messages/s. Other brokers take the ordinary path.
     """
-    celery = celery or app
     # A pooled connection: a new one per call would cost a Redis connect for every enqueue_update.
     with celery.pool.acquire(block=True) as connection:
         if connection.transport.driver_type == "redis" and _redis_publish(celery, connection, messages):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from customer_updates.health import DEGRADED, OK, Health
+from customer_updates.ops.health import DEGRADED, OK, Health
 
 _STYLE = {OK: "green", DEGRADED: "yellow"}
 

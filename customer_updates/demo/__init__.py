@@ -1,0 +1,1 @@
+"""`customer-updates demo`: the whole flow once, on embedded defaults."""

@@ -1,0 +1,1 @@
+"""What operators run and read: health, metrics, Flower, structured logs."""
