@@ -95,7 +95,7 @@ def test_the_original_s_audit_headers_reach_the_audit_trail(pg_url, redis_url, s
 
     with session_scope(db) as session:
         entry = session.scalars(select(t.AuditEntry).where(t.AuditEntry.field == "firstname")).one()
-        context = entry.user_context if isinstance(entry.user_context, dict) else json.loads(entry.user_context)
+        context = entry.user_context if isinstance(entry.user_context, dict) else json.loads(str(entry.user_context))
     assert context == {"entity_type": "USER", "entity_id": "42", "source": "POS", "source_id": "till-7"}
 
 

@@ -68,7 +68,7 @@ def test_malformed_xml_is_refused_with_400(body):
 
 _names = st.sampled_from(["root", "customer", "mobile", "email", "id", "field", "name", "value", "fraud_status",
                           "status", "subscriptions", "subscription", "x", "a:b"])
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 
 
 @st.composite
