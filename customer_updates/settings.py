@@ -61,8 +61,9 @@ class Settings(BaseSettings):
         "customer_updates.dead_letters", description="Redis list holding dead-lettered raw messages."
     )
     worker_batch_size: int = Field(
-        500, description="Most commands one worker transaction applies together (consumer-side batching; "
-        "500 measured best in bench/: 200 gave 536 updates/s, 500 gave 937, 2000 gave 858)."
+        500, description="Most commands one worker transaction applies together (consumer-side batching): "
+        "larger batches share a transaction's round trips among more updates, smaller ones lock fewer "
+        "customers at once and lose less work when a transaction is rolled back and retried."
     )
     worker_claim_seconds: float = Field(
         10.0, description="Before a transaction a worker claims its request ids on Redis for at most this long, "
@@ -100,9 +101,9 @@ class Settings(BaseSettings):
     worker_gc_threshold: int = Field(
         50_000, description="Allocations between two young-generation garbage collections in each worker "
         "process (main and pool), what was imported at start frozen; in pool processes a collection of the "
-        "young generations after each batch and a full one every 100 batches (Python's default is 700; a "
-        "batch allocates hundreds of thousands of short-lived objects; bench/: 0.61 -> 0.55 CPU ms/update). "
-        "0 keeps Python's default."
+        "young generations after each batch and a full one every 100 batches. A batch allocates many "
+        "short-lived objects that reference counting frees anyway; Python's default threshold would scan "
+        "them again and again for cycles. 0 keeps Python's default."
     )
     org_cache_seconds: float = Field(30.0, description="How long a worker process caches an org's configuration.")
     producer_message_size: int = Field(
@@ -145,7 +146,8 @@ class Settings(BaseSettings):
         "(`limits` notation); beyond it a login not verified before is answered 429."
     )
     http_auth_max_hashing: int = Field(
-        2, ge=1, description="Most password verifications (scrypt, 16 MiB each) one ingress process runs at once."
+        2, ge=1, description="Most password verifications one ingress process runs at once (scrypt is "
+        "slow and memory-hard on purpose, so each one holds a thread and its memory; docs/http.md)."
     )
     http_auth_max_pending: int = Field(
         64, ge=1, description="Most logins one ingress process verifies or holds waiting for verification; "
