@@ -289,7 +289,7 @@ class MergeMachine(RuleBasedStateMachine):
 def test_merges_keep_the_invariants_and_match_the_reference_model(tmp_path: Path) -> None:
     MergeMachine.folder = tmp_path
     runner = MergeMachine.TestCase()
-    chosen = settings(max_examples=25, stateful_step_count=25, deadline=None,
+    chosen = settings(max_examples=15, stateful_step_count=20, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
     runner.settings = chosen  # type: ignore[misc]  # hypothesis's stubs call it a class variable
     runner.runTest()
