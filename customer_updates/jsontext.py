@@ -1,6 +1,7 @@
 """JSON text for what workers write in bulk: results, audit and outbox rows, events, log lines.
 
-orjson, because the json module's encoder was a tenth of a worker's time (bench/README.md). The text is
+orjson, because this text is made for every command a worker applies and the json module's encoder
+was a large share of a worker's time (bench/HISTORY.md). The text is
 what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` gives for plain data; datetimes are
 ISO 8601, Decimals and other objects their `str()` (what `default=str` gave before), sets sorted lists.
 Request payload hashes keep the json module (models/commands.py): stored hashes must not change.

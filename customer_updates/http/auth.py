@@ -1,7 +1,7 @@
 """HTTP Basic authentication as the original API does it: a till's username and the MD5 hex of its
 password. The database keeps only a scrypt hash of that MD5 (store.orgs.hash_secret).
 
-scrypt is slow on purpose (tens of milliseconds, 16 MiB of memory), so a verified pair is cached in the
+scrypt is slow and memory-hard on purpose (docs/http.md), so a verified pair is cached in the
 process for `http_auth_cache_seconds`. The cache key is a SHA-256 of the pair, so the secret itself is never
 kept. How many verifications run at once, and how often a client may fail, is http/login.py's job.
 """

@@ -5,7 +5,7 @@
 A verified pair in the cache passes at once. Otherwise failed logins are counted per client address and per
 username (the `limits` library, a moving window in the process's memory); past either limit the answer is
 429 before any hashing. At most `http_auth_max_hashing` scrypt verifications run at once, on threads of their
-own (each holds 16 MiB; a pool thread that ran one keeps its memory), and at most `http_auth_max_pending`
+own (each holds scrypt's memory; a pool thread that ran one keeps it), and at most `http_auth_max_pending`
 logins wait for one: beyond that, 429 too. Each refusal is logged with the client address and the username
 as sanitised text, never the secret.
 """

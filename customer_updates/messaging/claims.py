@@ -2,9 +2,8 @@
 
 A retrying producer sends a request again while the first copy may still be in another worker's open
 transaction. Both would apply it; the unique idempotency key lets only one commit, and the other's whole
-batch (hundreds of updates) rolls back and is tried again. In bench/ with two worker processes that
-happened 19 times in 60,000 updates, and two processes were no faster than one (1,798 updates/s, one
-process 1,707 to 2,201; 2,770 with claims).
+batch (hundreds of updates) rolls back and is tried again. With a few retried requests in the
+workload that happened often enough that a second worker process added nothing (bench/HISTORY.md).
 
 So before a transaction a worker claims its request ids on Redis (`SET NX` with an expiry, one script call)
 and leaves the ones another worker holds for a little later; by then that worker has committed and the

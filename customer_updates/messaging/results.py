@@ -35,8 +35,7 @@ def batch_key(org_id: int, batch_id: str) -> str:
 
 
 # One script call per batch instead of a pipeline of a command per result or event: redis-py packs and
-# parses each pipelined command in Python, 7-8 ms of a worker's CPU for 500 results against 2.2-2.4 ms
-# for one call carrying them all (measured on a 2-core machine; bench/README.md).
+# parses each pipelined command in Python, which cost the worker more CPU than one call carrying them all.
 _SET_ALL = """
 local ttl = ARGV[1]
 for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ttl) end

@@ -56,7 +56,7 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
 
     On a Redis broker the messages are pushed with one pipelined LPUSH (plus the task-sent events),
     in the exact envelope kombu's Redis transport writes: `send_task` costs a round trip per message and
-    per event, which caps a producer near 1,600 messages/s. Other brokers take the ordinary path.
+    per event, which bounds a producer by its round trips. Other brokers take the ordinary path.
     """
     # A pooled connection: a new one per call would cost a Redis connect for every enqueue_update.
     with celery.pool.acquire(block=True) as connection:

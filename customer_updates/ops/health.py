@@ -5,7 +5,7 @@ exports the same numbers to Prometheus. Reading the snapshot changes nothing.
 
 Queue messages are kept by kombu's Redis transport in one list per queue and priority step (LPUSH on
 send, BRPOP from the other end), so the oldest waiting message is the last element. Celery puts no send
-time into a message; the producer adds a `sent_at` header (see `wire.py`), and a message without it
+time into a message; the producer adds a `sent_at` header (see `messaging/sending.py`), and a message without it
 (sent by another producer) counts in the depth but not in the age.
 
 Workers are asked through Celery's remote control (a broadcast on the broker, answered by each worker's

@@ -118,7 +118,7 @@ class CustomerState:
     updated_on: datetime | None = None
 
     def copy(self) -> CustomerState:
-        # Field by field instead of deepcopy (which was a quarter of a worker's time): every container
+        # Field by field instead of deepcopy (slow: it runs per customer and item): every container
         # is new, so no change to the copy reaches the original; the entries are frozen and shared.
         clone = object.__new__(CustomerState)
         clone.__dict__.update(self.__dict__)

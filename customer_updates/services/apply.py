@@ -72,7 +72,7 @@ class _Pending:
     hash: str
     item: UpdateItem | None = None
     # (code, message), not the exception: its traceback's frames would hold the whole batch in a
-    # reference cycle, which only the garbage collector frees (16 ms a batch of 500).
+    # reference cycle, which only the garbage collector frees, and that collection is paid on every batch.
     rejection: tuple[Code, str] | None = None
     echo: Any = None  # what a failed result echoes of the item (nothing of an item no store can keep)
     ask: MergeAsk | None = None  # the parties of a merge request or an unmerge

@@ -213,8 +213,8 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[lis
 def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
     """One line per batch; one per command only at DEBUG, or when the command did not succeed.
 
-    A line per command was a twentieth of a worker's CPU at a few thousand updates/s (bench/README.md),
-    and as many log lines as updates is more than operators read. Failures stay traceable by request id."""
+    A line per command costs the worker CPU on every update, and as many log lines as updates is more than
+    operators read. Failures stay traceable by request id."""
     counts = Counter(kind for _, _, kind, _ in outcome.outcomes)
     failed = sum(1 for _, _, kind, code in outcome.outcomes if kind == "applied" and code != Code.SUCCESS)
     log.info("batch", extra={"commands": len(outcome.outcomes), "applied": counts["applied"] - failed,

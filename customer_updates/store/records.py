@@ -55,8 +55,8 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     PostgreSQL: a call's events are stored as one row per org, kind "events", payload `{"ids": [...],
     "events": [...]}`. Every update has an event, and a row each was inserted, then written again
     when marked published, with two index entries each time: PostgreSQL's work that grows with the
-    updates, not the batches (its CPU per update 0.0795 -> 0.076 ms in 14 `bench batch-cost` runs of
-    each version; bench/README.md). Each event keeps an id of its own from the outbox's sequence, as it
+    updates, not the batches; one row per org makes it grow with the batches (bench/HISTORY.md). Each
+    event keeps an id of its own from the outbox's sequence, as it
     had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY
     (an INSERT ... RETURNING of many rows is a new statement text for every batch size).
 
@@ -112,8 +112,8 @@ def _outbox_update(postgres: bool, column: str) -> Update:
     if postgres:
         # Locked in id order first, as the awards lock them: an UPDATE locks rows in the order its plan
         # visits them (their place in the table). A batch's award task starts while the batch marks its
-        # rows published; the two took the same award rows in opposite orders (in 6 of 35 bench runs), and
-        # PostgreSQL took deadlock_timeout (1 s) to notice and fail one, with every batch waiting behind.
+        # rows published; the two could take the same award rows in opposite orders, and PostgreSQL takes
+        # deadlock_timeout to notice and fail one, with every batch waiting behind.
         locked = select(outbox.c.id).where(rows).order_by(outbox.c.id).with_for_update()
         rows = outbox.c.id.in_(locked.scalar_subquery())
     return update(outbox).where(rows).values({column: bindparam("when")})

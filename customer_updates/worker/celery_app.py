@@ -65,7 +65,7 @@ def _setup_logging(**_: Any) -> None:
 def _worker_messaging(conf: Any = None, **_: Any) -> None:
     # Worker processes only (Flower and producers keep kombu's own): kombu's Redis transport with fewer
     # round trips per message (worker/transport.py, for URLs it understands), and a JSON
-    # decoder that gives the same values as kombu's in a third of the time (worker/decoder.py).
+    # decoder that gives the same values as kombu's without a Python hook per object (worker/decoder.py).
     if conf is not None and conf.broker_transport is None:
         conf.broker_transport = _transport_for(str(conf.broker_url or ""))
     decoder.install()
@@ -73,11 +73,10 @@ def _worker_messaging(conf: Any = None, **_: Any) -> None:
 
 @worker_init.connect
 def _main_process_gc(**_: Any) -> None:
-    # The main process decodes every message (a hundred-update message is some 3,000 objects) and holds
-    # the reserved ones: with Python's thresholds it ran full collections over the whole heap Celery and
-    # the libraries made at import, 140 ms each (three while starting, one in a bench run's 15 s of
-    # applying: a pause in taking and handing out messages), and collections were a seventh of its CPU
-    # while applying (bench/README.md).
+    # The main process decodes every message (thousands of objects for a large one) and holds the reserved
+    # ones: with Python's thresholds it runs full collections over the whole heap Celery and the libraries
+    # made at import, each a pause in taking and handing out messages, and collections cost it CPU that
+    # finds nothing to free.
     tune_gc(get_settings().worker_gc_threshold)
 
 
@@ -91,17 +90,17 @@ def _fresh_process(**_: Any) -> None:
 def tune_gc(threshold: int) -> None:
     """Fewer, larger garbage collections. What was imported before the fork is frozen (never scanned
     again); later generations keep Python's ratios. Reference counting still frees almost everything at
-    once: this only delays the search for cycles, so memory grows by little (peak RSS in bench/)."""
+    once: this only delays the search for cycles, so memory grows by little."""
     if threshold > 0:
         gc.freeze()
         _, second, third = gc.get_threshold()
         gc.set_threshold(threshold, second, third)
 
 
-# A batch's reference cycles are young when it ends: a collection of the two young generations (0.1 ms)
+# A batch's reference cycles are young when it ends: a cheap collection of the two young generations
 # finds them. A full one also walks the objects a pool process made since the fork and keeps (compiled
-# statements, adapters, pooled connections: some 7,000): it took 2.6 to 5.5 ms after each batch of 100
-# updates, with nothing more to free. It runs every FULL_COLLECTION_EVERY batches instead.
+# statements, adapters, pooled connections), with nothing more to free, so it runs only every
+# FULL_COLLECTION_EVERY batches.
 FULL_COLLECTION_EVERY = 100
 _batches_since_full = 0
 

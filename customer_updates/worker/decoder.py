@@ -5,8 +5,8 @@ Decimals, bytes...; inside client data that changed the payload (its hash then d
 producer's) or failed on unknown types. Here no object becomes anything but a dict. orjson reads most
 messages; the json module reads what orjson refuses or would change: lone surrogate escapes (the command
 then fails alone, see models.commands.unusable_value), integers beyond 64 bits (orjson reads them as
-floats), numbers beyond a float (1e999, NaN). Its decoder was a third of the worker's main process at
-one update a message (bench/README.md), hence orjson first.
+floats), numbers beyond a float (1e999, NaN). The main process decodes every message, and kombu's
+decoder calls a Python hook for every object in it, hence orjson first.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def apply_updates(requests: list[SimpleRequest]) -> None:
         worker_messages.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
     finally:
         if rt.settings.worker_gc_threshold > 0:
-            # With rare automatic collections (worker.tune_gc) the cycles a batch leaves would pile up.
+            # With rare automatic collections (celery_app.tune_gc) the cycles a batch leaves would pile up.
             collect_after_batch()
 
 

@@ -6,8 +6,8 @@ Create Date: 2026-11-29 09:00:00
 
 A batch rewrites the customers it touches. When the new row version fits on the page of the old one and
 no indexed column changed, PostgreSQL updates in place ("HOT"): no new entry in any of the customer's
-seven indexes. Tables filled to 100% leave no such room, and a third of the updates in bench/ went
-through every index. Pages written from now on keep 20% (customers) or 10% (fields, subscriptions) free;
+seven indexes. Tables filled to 100% leave no such room, so many updates went through every index
+(bench/HISTORY.md). Pages written from now on keep 20% (customers) or 10% (fields, subscriptions) free;
 existing pages get the room when rewritten (VACUUM FULL or pg_repack, at the operator's choice).
 SQLite has no such setting: nothing to do there.
 

@@ -6,8 +6,8 @@ Create Date: 2026-11-30 07:00:00
 
 A batch locks and rewrites the rows of the customers it touches. Their fields and subscriptions were rows
 of two tables of their own: two more queries to load them and two upserts to write them, a row version
-(and its WAL) for every changed field. In PostgreSQL's statement time of a batch those four were 30%
-(bench/README.md). Now they are three JSON columns of `customers`, read and written with the row:
+(and its WAL) for every changed field: a large share of PostgreSQL's time for a batch (bench/HISTORY.md).
+Now they are three JSON columns of `customers`, read and written with the row:
 
 - `custom_fields`, `extended_fields`: name -> [value, ISO issued_at of the change that set it, or null]
 - `subscriptions`: "CHANNEL:PRIORITY" -> [status, scope, ISO issued_at or null]
