@@ -11,7 +11,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg.types.json import Json
 from sqlalchemy import ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -105,6 +104,9 @@ def _json(value: Any) -> Any:
     """A JSON column's value for COPY: text made already is written as it is."""
     if value is None:
         return None
+    # Imported here: psycopg is the `postgres` extra, and SQLite deployments run without it.
+    from psycopg.types.json import Json
+
     if isinstance(value, jsontext.Dumped):
         return Json(value.text, dumps=_as_is)
     return Json(value, dumps=jsontext.dumps)
