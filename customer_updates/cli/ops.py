@@ -158,10 +158,16 @@ def metrics(port: int, address: str) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
-    """Run Flower for the workers (basic auth from CUSTOMER_UPDATES_FLOWER_BASIC_AUTH)."""
-    from customer_updates.ops.flower import run
+    """Run Flower for the workers (basic auth from CUSTOMER_UPDATES_FLOWER_BASIC_AUTH, required beyond
+    loopback; it covers /metrics too)."""
+    from customer_updates.ops.flower import exposure_problem, run
 
-    run(get_settings(), address, port, flower_args)
+    settings = get_settings()
+    problem = exposure_problem(settings, address, flower_args)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)  # one line whatever the terminal's width
+        sys.exit(2)
+    run(settings, address, port, flower_args)
 
 
 @main.command()
