@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from customer_updates.ops.processes import free_port
 from tests.conftest import ROOT, cli_env
 
 AUTH = ("ops", "exposure-secret")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def flower_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
