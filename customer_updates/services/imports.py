@@ -15,18 +15,16 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import or_, select, text
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
 from customer_updates.rules.fields import custom_field_value, extended_field_value
 from customer_updates.rules.identifiers import normalise
 from customer_updates.rules.parse import DATETIME_FORMAT, as_list
 from customer_updates.rules.state import IDENTIFIERS, OrgConfig
+from customer_updates.services.import_rows import REFUSED, Keys, insert_customers
+from customer_updates.services.import_rows import taken as find_taken
 from customer_updates.store.orgs import read_org_config
-from customer_updates.store.sql import dialect_insert, is_postgres
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -182,7 +180,7 @@ def _load_chunk(session_factory: Callable[[], Any], chunk: list[tuple[int, Any]]
 
 def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dict[str, str]]],
                   orgs: dict[int, OrgConfig | None], report: ImportReport) -> None:
-    taken = _taken(session, valid)
+    taken = find_taken(session, (Keys(c.org_id, c.user_id, idents) for _, c, idents in valid))
     now = utcnow()
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
@@ -216,38 +214,25 @@ def _insert_valid(session: Session, valid: list[tuple[int, ImportedCustomer, dic
         rows.append(row)
         numbers.append(number)
     if not rows:
+        session.commit()  # ends the lookup's transaction (and empties the staging table)
         return
     try:
-        _insert_rows(session, rows)
-    except (DataError, IntegrityError):
+        insert_customers(session, rows)
+    except REFUSED:
         # A row the checks above let through and the database refuses: load the chunk's rows one by one, so
         # that only the refused lines are reported and the others still load.
         session.rollback()
         for number, row in zip(numbers, rows, strict=True):
             try:
-                _insert_rows(session, [row])
-            except (DataError, IntegrityError) as exc:
+                insert_customers(session, [row])
+            except REFUSED as exc:
                 session.rollback()
-                reason = str(exc.orig or exc).splitlines()[0]  # the first line only: details quote values
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # details quote values
                 report.errors.append((number, f"refused by the database: {reason}"))
             else:
                 report.loaded += 1
         return
     report.loaded += len(rows)
-
-
-def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    with_ids = [r for r in rows if "user_id" in r]
-    without = [r for r in rows if "user_id" not in r]
-    insert = dialect_insert(session)
-    for group in (with_ids, without):
-        if group:
-            session.execute(insert(t.Customer), group)
-    if with_ids and is_postgres(session):
-        # Explicit user_ids do not advance the sequence; move it past them.
-        session.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'user_id'), "
-                             "(SELECT COALESCE(MAX(user_id), 1) FROM customers))"))
-    session.commit()
 
 
 def _profile_fields(customer: ImportedCustomer, org: OrgConfig) -> dict[str, Any]:
@@ -273,34 +258,3 @@ def _profile_fields(customer: ImportedCustomer, org: OrgConfig) -> dict[str, Any
             subscriptions.setdefault(f"{str(entry['channel']).upper()}:{str(entry['priority']).upper()}",
                                      [status, "ALL", None])
     return {"custom_fields": custom, "extended_fields": extended, "subscriptions": subscriptions}
-
-
-Valid = list[tuple[int, ImportedCustomer, dict[str, str]]]
-
-
-def _taken(session: Session, valid: Valid) -> dict[tuple[int, str, str], int]:
-    """(org, identifier, value) -> user_id for active customers already holding a value of the chunk."""
-    taken: dict[tuple[int, str, str], int] = {}
-    by_org: dict[int, dict[str, set[str]]] = {}
-    ids: set[int] = set()
-    for _, customer, idents in valid:
-        org_values = by_org.setdefault(customer.org_id, {n: set() for n in IDENTIFIERS})
-        for name, value in idents.items():
-            org_values[name].add(value)
-        if customer.user_id is not None:
-            ids.add(customer.user_id)
-    for org_id, values in by_org.items():
-        conditions = [getattr(t.Customer, n).in_(v) for n, v in values.items() if v]
-        rows = session.execute(select(t.Customer.user_id, t.Customer.mobile, t.Customer.email,
-                                      t.Customer.external_id).where(t.Customer.org_id == org_id,
-                                                                    t.Customer.active, or_(*conditions)))
-        for row in rows:
-            for name in IDENTIFIERS:
-                value = getattr(row, name)
-                if value:
-                    taken[(org_id, name, value)] = row.user_id
-    if ids:
-        for user_id, org_id in session.execute(select(t.Customer.user_id, t.Customer.org_id)
-                                               .where(t.Customer.user_id.in_(ids))):
-            taken[(org_id, "id", str(user_id))] = user_id
-    return taken
