@@ -5,6 +5,7 @@
     python -m bench producer               # enqueue speed: enqueue_batch against task.delay per command
     python -m bench merge-cost             # time per update of merging updates against plain ones
     python -m bench batch-cost             # worker and PostgreSQL CPU per update, no broker (A/B of code)
+    python -m bench import --customers 1000000   # time per 1,000 of `customers import`, first chunks to last
 """
 
 from __future__ import annotations
@@ -136,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--message-size", type=int, default=100, help="updates per batch")
     b.add_argument("--repeat", type=int, default=3)
     b.add_argument("--redis-db", type=int, default=13)
+    i = sub.add_parser("import", help="time per 1,000 customers of `customers import`, first chunks to last")
+    i.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
+    i.add_argument("--customers", type=int, default=100_000)
+    i.add_argument("--chunk", type=int, default=1000, help="lines per chunk")
     args = parser.parse_args(argv)
+    if args.command == "import":
+        from bench import import_cost
+
+        return import_cost.main(args.db, args.customers, args.chunk)
     if args.command == "run":
         return run(args)
     if args.command in ("producer", "batch-cost"):
