@@ -16,14 +16,29 @@ messages need a hundred, and a thousand of them would hold a hundred thousand co
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Collection
+from time import monotonic
+from typing import Any, Protocol
 
 from celery.worker.request import Request
-from celery_batches import consume_queue
+from celery_batches import Batches, SimpleRequest, consume_queue
+from celery_batches.trace import apply_batches_task
 
 from customer_updates.settings import get_settings
+from customer_updates.worker.task_events import NoTaskEvents, TaskEvents
+from customer_updates.worker.transport import acknowledge_all
 
 log = logging.getLogger("customer_updates.worker.batching")
+
+
+class BatchObserver(Protocol):
+    """What `PacedBatches` tells about each batch it hands to the pool (worker/task_events.py sends events)."""
+
+    def received(self, requests: Collection[Any]) -> None: ...
+
+    def started(self, requests: Collection[Any]) -> None: ...
+
+    def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None: ...
 
 
 def _commands_in(request: Any) -> int:
@@ -46,21 +61,28 @@ def reserved_per_process(reserved_commands: int, processes: int, batch_size: int
     return max(reserved_commands // max(1, processes), 2 * batch_size)
 
 
-class PacedBatches:
-    """Mix in before `celery_batches.Batches` (it uses its `_buffer`, `_pool` and `_do_flush`)."""
+class PacedBatches(Batches):
+    """celery-batches' `Batches` that owns the whole way from buffer to pool: pacing (flush only to a free
+    pool process, at most `worker_batch_size` commands), the prefetch count, and the hand-over itself
+    (slim requests, acknowledgements, the next batch as soon as one returns). Task events are told through
+    `BatchObserver`; celery-batches' private `_buffer`, `_pool` and `_do_flush` are listed in worker/hooks.py."""
 
     _buffer: Any
     _pool: Any
-    _held: list[tuple[Any, int]] | None = None
-    _consumer: Any = None
-    _message_size: float | None = None  # moving average of commands per message
 
-    _waiting = 0  # commands in the buffer and held back, as counted on arrival
-    _check_due = False
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[tuple[Any, int]] = []  # taken from the buffer, left for the next batch (with counts)
+        self._consumer: Any = None
+        self._message_size: float | None = None  # moving average of commands per message
+        self._waiting = 0  # commands in the buffer and held back, as counted on arrival
+        self._check_due = False
+        self.observer: BatchObserver = NoTaskEvents()
 
     def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
         self._consumer = consumer
-        handle = super().Strategy(task, app, consumer)  # type: ignore[misc]
+        self.observer = TaskEvents(getattr(consumer, "event_dispatcher", None), self)
+        handle = super().Strategy(task, app, consumer)
 
         def on_message(*args: Any, **kwargs: Any) -> Any:
             returned = handle(*args, **kwargs)
@@ -94,10 +116,7 @@ class PacedBatches:
             self._do_flush()
 
     def _pool_busy(self) -> bool:
-        pool = getattr(self, "_pool", None)
-        jobs = getattr(getattr(pool, "_pool", None), "_cache", None)  # prefork: jobs not yet returned
-        limit = getattr(pool, "limit", None)
-        return jobs is not None and isinstance(limit, int) and limit > 0 and len(jobs) >= limit
+        return pool_busy(getattr(self, "_pool", None))
 
     def _tune_prefetch(self, sizes: list[int]) -> None:
         qos = getattr(self._consumer, "qos", None)
@@ -134,7 +153,7 @@ class PacedBatches:
             return  # the flush timer calls again; meanwhile the batch grows
         fresh = [(r, _commands_in(r)) for r in consume_queue(self._buffer)]
         self._tune_prefetch([count for _, count in fresh])
-        waiting = (self._held or []) + fresh
+        waiting = self._held + fresh
         limit = get_settings().worker_batch_size
         taken, size = 0, 0
         for _, count in waiting:
@@ -145,7 +164,49 @@ class PacedBatches:
         self._waiting = sum(count for _, count in self._held)
         for request, _ in waiting[:taken]:
             self._buffer.put(request)
-        super()._do_flush()  # type: ignore[misc]
+        super()._do_flush()  # celery-batches: ETAs, then `flush` of the ready requests
+
+    def flush(self, requests: Collection[Any]) -> Any:
+        """Hand a batch to the pool (replaces celery-batches' own, which sends no task events and pickles
+        whole requests)."""
+        requests = list(requests)
+        self.observer.received(requests)
+        started = monotonic()
+
+        def on_accepted(pid: int, time_accepted: float) -> None:
+            for req in requests:
+                if not req.task.acks_late:
+                    req.acknowledge()
+            self.observer.started(requests)
+
+        def on_return(result: Any) -> None:
+            runtime = monotonic() - started
+            # The pool process is free: give it the next batch before acknowledging this one and sending
+            # its events (some 25 ms of the main process for 500 messages, which it idled through).
+            self.batch_returned()
+            acknowledge_all([req for req in requests if req.task.acks_late])
+            self.observer.succeeded(requests, result, runtime)
+
+        simple = ([slim(r) for r in requests],)
+        return self._pool.apply_async(apply_batches_task, (self, simple, 0, None),
+                                      accept_callback=on_accepted, callback=on_return)
+
+
+def pool_busy(pool: Any) -> bool:
+    """Whether every process of a prefork pool runs a job (other pools: never busy, as celery-batches has it)."""
+    jobs = getattr(getattr(pool, "_pool", None), "_cache", None)  # prefork: jobs not yet returned
+    limit = getattr(pool, "limit", None)
+    return jobs is not None and isinstance(limit, int) and limit > 0 and len(jobs) >= limit
+
+
+def slim(request: Any) -> SimpleRequest:
+    """What the pool process needs of a request: id, name, args and kwargs. celery-batches also copies the
+    delivery info and every header, among them `kwargsrepr` (the kwargs again, as text): twice or more the
+    bytes to pickle and push through the pool's pipe, which the main process writes between deliveries of
+    newly fetched messages."""
+    args, kwargs, _ = request._payload
+    return SimpleRequest(request.id, request.name, args, kwargs, None, request.hostname,
+                         getattr(request, "ignore_result", False), None, None, None)
 
 
 class HandsOverRequest(Request):
@@ -168,7 +229,7 @@ class HandsOverRequest(Request):
 
     def _hand_over(self) -> None:
         batches = self.task.app.tasks.get(self.batches_task)
-        returned = getattr(batches, "batch_returned", None)  # PacedBatches
+        returned = getattr(batches, "batch_returned", None)  # PacedBatches (None: another kind of task)
         if returned is None:
             return
         try:

@@ -1,10 +1,11 @@
 """Task events for consumer-side batches, so that Flower shows each message's real state.
 
 celery-batches hands a worker's buffered messages to the pool as one call and sends no task events
-for them: Flower would show every apply message as sent and never done. This mixin sends, per message,
-what Celery's own request does: `task-received` when the batch is formed, `task-started` when the pool
-accepts it and `task-succeeded` when it returns. Events go from the worker's main process, like
-Celery's, over its event dispatcher's exchange, with the fields Celery's would have.
+for them: Flower would show every apply message as sent and never done. `TaskEvents`, which the batching
+task (worker/batching.py) calls, sends per message what Celery's own request does: `task-received` when
+the batch is formed, `task-started` when the pool accepts it and `task-succeeded` when it returns. Events
+go from the worker's main process, like Celery's, over its event dispatcher's exchange, with the fields
+Celery's would have.
 
 A batch's events of one kind go out together, made at once: one timestamp and UTC offset for all,
 as one grouped message (`task.multi`, a list of events, which Celery's event receivers and so Flower
@@ -18,14 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from time import monotonic, time
+from time import time
 from typing import Any
 
 from celery.utils.time import utcoffset
-from celery_batches import SimpleRequest
-from celery_batches.trace import apply_batches_task
-
-from customer_updates.worker.transport import acknowledge_all
 
 log = logging.getLogger("customer_updates.worker.task_events")
 
@@ -57,17 +54,21 @@ def publish_events(dispatcher: Any, events: list[dict[str, Any]]) -> None:
         log.warning("task events not sent", extra={"events": len(events), "error": type(exc).__name__})
 
 
-class BatchEvents:
-    """Mix in before `celery_batches.Batches`; replaces its `flush` with one that also sends events."""
+class TaskEvents:
+    """The task events of one batching task's batches, sent over the worker's event dispatcher.
 
-    _pool: Any
-    _consumer: Any = None  # batching.PacedBatches keeps the consumer, whose event dispatcher this uses
-    send_events: bool  # celery.Task's (declared, not set: the task's own value stays in force)
+    The batching task (worker/batching.py) calls `received` when it forms a batch, `started` when the pool
+    accepts it and `succeeded` when it returns; whether events go out is checked at each call, because
+    Celery's remote control can turn a worker's events on and off while it runs."""
+
+    def __init__(self, dispatcher: Any, task: Any) -> None:
+        self.dispatcher = dispatcher  # the consumer's event dispatcher (None: the worker has none)
+        self.task = task  # its `send_events` says whether this task sends events at all
 
     def _events_to(self) -> Any:
         """The worker's task event dispatcher, or None when it sends no task events."""
-        dispatcher = getattr(self._consumer, "event_dispatcher", None)
-        if dispatcher is None or not dispatcher.enabled or not self.send_events:
+        dispatcher = self.dispatcher
+        if dispatcher is None or not dispatcher.enabled or not self.task.send_events:
             return None
         if dispatcher.groups and "task" not in dispatcher.groups:
             return None
@@ -79,32 +80,29 @@ class BatchEvents:
         if dispatcher is not None and requests:
             publish_events(dispatcher, batch_events(dispatcher, requests, kind, fields))
 
-    def flush(self, requests: Collection[Any]) -> Any:
-        requests = list(requests)
+    def received(self, requests: Collection[Any]) -> None:
         self._send(requests, "task-received", _received_fields)
-        started = monotonic()
 
-        def on_accepted(pid: int, time_accepted: float) -> None:
-            for req in requests:
-                if not req.task.acks_late:
-                    req.acknowledge()
-            self._send(requests, "task-started")
+    def started(self, requests: Collection[Any]) -> None:
+        self._send(requests, "task-started")
 
-        def on_return(result: Any) -> None:
-            runtime = monotonic() - started
-            # The pool process is free: give it the next batch before acknowledging this one and sending
-            # its events (some 25 ms of the main process for 500 messages, which it idled through).
-            returned = getattr(self, "batch_returned", None)  # batching.PacedBatches
-            if returned is not None:
-                returned()
-            acknowledge_all([req for req in requests if req.task.acks_late])
-            # The batch reports problems per command (results, retries, dead letters), never by raising.
-            succeeded = {"result": repr(result), "runtime": runtime}
-            self._send(requests, "task-succeeded", lambda req: succeeded)
+    def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None:
+        # The batch reports problems per command (results, retries, dead letters), never by raising.
+        fields = {"result": repr(result), "runtime": runtime}
+        self._send(requests, "task-succeeded", lambda req: fields)
 
-        simple = ([slim(r) for r in requests],)
-        return self._pool.apply_async(apply_batches_task, (self, simple, 0, None),
-                                      accept_callback=on_accepted, callback=on_return)
+
+class NoTaskEvents:
+    """Before the worker's consumer is known (the task is not consuming yet): no events."""
+
+    def received(self, requests: Collection[Any]) -> None:
+        pass
+
+    def started(self, requests: Collection[Any]) -> None:
+        pass
+
+    def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None:
+        pass
 
 
 def _received_fields(req: Any) -> dict[str, Any]:
@@ -113,13 +111,3 @@ def _received_fields(req: Any) -> dict[str, Any]:
             "parent_id": req.parent_id, "retries": req.request_dict.get("retries", 0),
             "eta": req.eta and req.eta.isoformat(), "expires": req.expires and req.expires.isoformat()}
 
-
-def slim(request: Any) -> SimpleRequest:
-    """What the pool process needs of a request: id, name, args and kwargs. celery-batches also copies the
-    delivery info and every header, among them `kwargsrepr` (the kwargs again, as text): twice or more the
-    bytes to pickle and push through the pool's pipe, which the main process writes between deliveries of
-    newly fetched messages. (Measured together with the earlier hand-over in on_return; its own share was
-    not measured apart.)"""
-    args, kwargs, _ = request._payload
-    return SimpleRequest(request.id, request.name, args, kwargs, None, request.hostname,
-                         getattr(request, "ignore_result", False), None, None, None)

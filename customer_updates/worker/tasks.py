@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 
 from customer_updates.messaging import sending
 from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK
@@ -16,7 +16,6 @@ from customer_updates.store.db import session_scope
 from customer_updates.store.records import purge_records, retention_cutoff
 from customer_updates.worker.batching import HandsOverRequest, PacedBatches
 from customer_updates.worker.celery_app import app, collect_after_batch
-from customer_updates.worker.task_events import BatchEvents
 
 
 def send_awards(outbox_ids: list[int]) -> None:
@@ -27,10 +26,9 @@ def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = 
     sending.send_apply(commands, celery=app, attempt=attempt, countdown=countdown)
 
 
-class _ApplyBatches(BatchEvents, PacedBatches, Batches):
-    """Consumer-side batching: the messages a worker reserved are applied in one transaction.
-
-    BatchEvents: per-message task events, which celery-batches does not send (Flower needs them)."""
+class _ApplyBatches(PacedBatches):
+    """Consumer-side batching: the messages a worker reserved are applied in one transaction (with
+    per-message task events, which celery-batches does not send and Flower needs)."""
 
     # From the settings the worker process starts with (the class is made when tasks are imported).
     flush_every = get_settings().worker_flush_every

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import queue
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery_batches import Batches
 
-from customer_updates.worker import task_events
-from customer_updates.worker.batching import HandsOverRequest, PacedBatches
-from customer_updates.worker.task_events import BatchEvents, slim
+from customer_updates.worker import batching
+from customer_updates.worker.batching import HandsOverRequest, PacedBatches, slim
 
 
 def _request(n: int) -> Any:
@@ -34,20 +33,20 @@ def test_the_pool_process_gets_only_id_name_args_and_kwargs_of_a_request():
 def test_a_returned_batch_hands_over_the_next_one_before_its_messages_are_acknowledged(
         monkeypatch: pytest.MonkeyPatch):
     order: list[str] = []
-    monkeypatch.setattr(task_events, "acknowledge_all", lambda requests: order.append(f"ack {len(requests)}"))
+    monkeypatch.setattr(batching, "acknowledge_all", lambda requests: order.append(f"ack {len(requests)}"))
     callbacks: dict[str, Any] = {}
 
     class Pool:
         def apply_async(self, fn: Any, args: Any, accept_callback: Any, callback: Any) -> None:
             callbacks["returned"] = callback
 
-    class Task(BatchEvents):
-        _pool = Pool()
-
+    class Task(PacedBatches):
         def batch_returned(self) -> None:
             order.append("next batch")
 
-    Task().flush([_request(1), _request(2)])
+    task = Task()
+    task._pool = Pool()
+    task.flush([_request(1), _request(2)])
     callbacks["returned"](None)
 
     assert order == ["next batch", "ack 2"]
@@ -112,16 +111,16 @@ class _Hub:
             callback()
 
 
-class _Buffered:
+class _Buffered(Batches):
     """What celery-batches' strategy does with a message: its request goes into the buffer."""
 
     def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
-        return lambda request: self._buffer.put(request)  # type: ignore[attr-defined]
+        return lambda request: self._buffer.put(request)
 
 
 class _ArrivalBatches(PacedBatches, _Buffered):
     def __init__(self, busy: bool = False) -> None:
-        self._buffer = queue.Queue()
+        super().__init__()
         self.flushes = 0
         self.busy = busy
 

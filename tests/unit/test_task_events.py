@@ -8,11 +8,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery import Celery
 from celery.events.event import Event
 from kombu.clocks import LamportClock
 
-from customer_updates.worker import task_events
-from customer_updates.worker.task_events import EVENTS_PER_MESSAGE, BatchEvents, batch_events, publish_events
+from customer_updates.worker import batching, task_events
+from customer_updates.worker.batching import PacedBatches
+from customer_updates.worker.task_events import EVENTS_PER_MESSAGE, TaskEvents, batch_events, publish_events
 
 
 class _Producer:
@@ -76,27 +78,24 @@ def test_a_broker_error_loses_the_events_with_a_warning_and_raises_nothing(caplo
     assert "task events not sent" in caplog.text
 
 
-class _Batches(BatchEvents):
-    def __init__(self, dispatcher: Any, send_events: bool = True) -> None:
-        self._consumer = SimpleNamespace(event_dispatcher=dispatcher)
-        self.send_events = send_events
+def _events(dispatcher: Any, send_events: bool = True) -> TaskEvents:
+    return TaskEvents(dispatcher, SimpleNamespace(send_events=send_events))
 
 
-@pytest.mark.parametrize("batches", [
-    _Batches(_dispatcher(enabled=False)),
-    _Batches(_dispatcher(groups={"worker"})),
-    _Batches(_dispatcher(), send_events=False),
-    _Batches(None),
+@pytest.mark.parametrize("events", [
+    _events(_dispatcher(enabled=False)),
+    _events(_dispatcher(groups={"worker"})),
+    _events(_dispatcher(), send_events=False),
+    _events(None),
 ], ids=["events off", "task group not sent", "task sends none", "no dispatcher"])
-def test_no_events_are_made_when_the_worker_or_the_task_sends_none(batches: _Batches):
-    batches._send([_request(1)], "task-started")
+def test_no_events_are_made_when_the_worker_or_the_task_sends_none(events: TaskEvents):
+    events.started([_request(1)])
 
-    dispatcher = batches._consumer.event_dispatcher
-    assert dispatcher is None or dispatcher.producer.sent == []
+    assert events.dispatcher is None or events.dispatcher.producer.sent == []
 
 
 def test_a_batch_sends_received_started_and_succeeded_for_every_message(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(task_events, "acknowledge_all", lambda requests: None)
+    monkeypatch.setattr(batching, "acknowledge_all", lambda requests: None)
     dispatcher = _dispatcher()
     callbacks: dict[str, Any] = {}
 
@@ -104,7 +103,8 @@ def test_a_batch_sends_received_started_and_succeeded_for_every_message(monkeypa
         def apply_async(self, fn: Any, args: Any, accept_callback: Any, callback: Any) -> None:
             callbacks.update(accepted=accept_callback, returned=callback)
 
-    batches = _Batches(dispatcher)
+    batches = PacedBatches()
+    batches.observer = _events(dispatcher)
     batches._pool = Pool()
     requests = [SimpleNamespace(**vars(_request(n)), _payload=((), {"commands": []}, {}), hostname="w@h",
                                 ignore_result=False, task=SimpleNamespace(acks_late=True)) for n in range(3)]
@@ -118,3 +118,21 @@ def test_a_batch_sends_received_started_and_succeeded_for_every_message(monkeypa
                      for n in range(3)]
     succeeded = dispatcher.producer.sent[-1]["body"][0]
     assert succeeded["result"] == "None" and succeeded["runtime"] >= 0
+
+
+def test_a_batching_task_sends_its_events_over_the_dispatcher_of_the_consumer_it_serves():
+    dispatcher = _dispatcher()
+
+    class Buffering(PacedBatches):
+        pass
+
+    batches = Buffering()
+    assert isinstance(batches.observer, task_events.NoTaskEvents)  # not consuming yet: nothing to send over
+    consumer = SimpleNamespace(event_dispatcher=dispatcher, pool=SimpleNamespace(apply_async=None), hostname="w@h",
+                               connection_errors=(),
+                               timer=None)
+    batches.Strategy(batches, Celery("events", set_as_current=False), consumer)
+
+    assert isinstance(batches.observer, TaskEvents) and batches.observer.dispatcher is dispatcher
+    batches.observer.started([_request(1)])
+    assert [event["uuid"] for event in dispatcher.producer.sent[0]["body"]] == ["task-1"]
