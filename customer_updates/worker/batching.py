@@ -3,7 +3,7 @@
 celery-batches flushes its whole buffer on every timer tick. When every pool process is busy, each
 tick queued one more pool job made of the few messages that arrived since the last tick; with
 `acks_late` few messages arrive (the prefetch window is full of unacknowledged ones), so batches shrank
-to a message or two and a worker applied 40 one-update messages a second. Here a tick while the pool
+to a message or two and a transaction's cost was paid per message again. Here a tick while the pool
 is busy does nothing (the messages wait in the buffer and the batch grows), and a flush takes at most
 `worker_batch_size` commands, so that a batch of large messages is not one long job either.
 
@@ -57,7 +57,7 @@ def prefetch_for(commands_per_message: float, reserved_commands: int, most: int,
 
 def reserved_per_process(reserved_commands: int, processes: int, batch_size: int) -> int:
     """The worker's reservation shared by its pool processes, at least two batches each: the main process
-    holds every reserved message (4 processes reserving 4,000 commands each took it to 157 MiB)."""
+    holds every reserved message, so a reservation per process would grow its memory with the pool."""
     return max(reserved_commands // max(1, processes), 2 * batch_size)
 
 
@@ -94,7 +94,7 @@ class PacedBatches(Batches):
     def message_buffered(self) -> None:
         """A message just went into the buffer: count its commands, and apply what waits without waiting for
         the flush timer once it is worth a batch of its own (`worker_flush_at_commands`) and a pool process
-        is free. A hundred-update message waited for the timer's next tick (10 ms on average, up to
+        is free. A hundred-update message would wait for the timer's next tick (up to
         `worker_flush_interval`) while a pool process idled; one-update messages still gather for it.
         The check runs after the current delivery, not at once: the transport hands over up to
         `worker_fetch_batch` messages in one go, and the first of them alone would make a small batch."""
@@ -144,8 +144,7 @@ class PacedBatches(Batches):
     def batch_returned(self) -> None:
         """A pool process just returned a batch (its acks made room in the prefetch window): hand it the
         next one now. Left to the flush timer, the event loop first took and decoded the messages that
-        room let in (some 60 ms for 500 one-update messages) while the next batch waited in the buffer
-        and the pool process idled: every other batch started 100 ms late."""
+        room let in while the next batch waited in the buffer and the pool process idled."""
         self._do_flush()
 
     def _do_flush(self) -> None:
@@ -182,7 +181,7 @@ class PacedBatches(Batches):
         def on_return(result: Any) -> None:
             runtime = monotonic() - started
             # The pool process is free: give it the next batch before acknowledging this one and sending
-            # its events (some 25 ms of the main process for 500 messages, which it idled through).
+            # its events (work of the main process that the pool process would otherwise idle through).
             self.batch_returned()
             acknowledge_all([req for req in requests if req.task.acks_late])
             self.observer.succeeded(requests, result, runtime)
@@ -215,8 +214,7 @@ class HandsOverRequest(Request):
     that process at once.
 
     An award is published by an apply batch and runs right after it; left to the flush timer, the next
-    batch then waited up to `worker_flush_interval` more (3 to 20 ms a cycle in a trace with one-update
-    messages; 0.5 ms with this hook).
+    batch then waited up to `worker_flush_interval` more, every cycle, while that pool process idled.
     The hook is `acknowledge` because Celery builds a subclass of this class per task that replaces
     `on_success` without calling it; with `acks_late` the acknowledgement follows the return."""
 

@@ -9,10 +9,10 @@ Celery's would have.
 
 A batch's events of one kind go out together, made at once: one timestamp and UTC offset for all,
 as one grouped message (`task.multi`, a list of events, which Celery's event receivers and so Flower
-read like Celery's own buffered task events). One `send_event` per message (a dict built field by field,
-the local UTC offset worked out again, a buffer flush every 24 events) was a third of the main
-process's CPU with one-update messages (bench/README.md); the main process is also what fetches
-messages and hands batches to the pool, so its time is every update's latency.
+read like Celery's own buffered task events). One `send_event` per message builds a dict field by
+field, works the local UTC offset out again and flushes a buffer every few events, all in the main
+process; that process also fetches messages and hands batches to the pool, so its time is every
+update's latency.
 """
 
 from __future__ import annotations
