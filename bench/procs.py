@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
 
+from customer_updates.ops.processes import WorkerProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Worker:
-    """A Celery worker (main process plus its prefork pool) in its own process group."""
+class Worker(WorkerProcess):
+    """A Celery worker (main process plus its prefork pool), sampled for its memory while it runs."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen([sys.executable, *args], env={**os.environ, **env}, cwd=ROOT,
-                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(args, env, log_path, cwd=ROOT)
         self.peak_rss: dict[int, int] = {}
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -55,26 +49,12 @@ class Worker:
             total += times.user + times.system
         return total
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
-            if b" ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
+    def wait_ready(self, timeout: float = 90, interval: float = 0.05) -> None:
+        super().wait_ready(timeout, interval)
 
     def max_rss_mib(self) -> float:
         return max(self.peak_rss.values(), default=0) / 2**20
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30) -> None:
         self._stop.set()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
+        super().stop(timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +15,7 @@ from bench.seed import ORG_ID
 from bench.workload import Update
 from customer_updates.messaging.results import result_key
 from customer_updates.models import tables as t
+from customer_updates.ops.processes import worker_command
 from customer_updates.producer import Producer
 from customer_updates.settings import Settings
 from customer_updates.store.db import normalise_url
@@ -49,9 +51,8 @@ class CustomerUpdates:
                                     request_ids=[u.request_id for u in updates])
 
     def start(self, workers: int, log_path: Path) -> Worker:
-        return Worker(["-m", "customer_updates.cli", "worker", "--concurrency", str(workers),
-                       "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-                      {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, **self.env}, log_path)
+        env = {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, **self.env}
+        return Worker(worker_command(workers), env, log_path)
 
     def applied(self) -> int:
         """Updates done: result stored, and no follow-on award left to apply (awards are part of the cost)."""
@@ -101,7 +102,7 @@ class PlainCelery:
             reference.update_customer.delay(u.request_id, u.item)
 
     def start(self, workers: int, log_path: Path) -> Worker:
-        return Worker(["-m", "celery", "-A", "bench.reference", "worker", "-Q", reference.QUEUE,
+        return Worker([sys.executable, "-m", "celery", "-A", "bench.reference", "worker", "-Q", reference.QUEUE,
                        "--concurrency", str(workers), "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                       {"BENCH_DATABASE_URL": self.database_url, "BENCH_REDIS_URL": self.redis_url}, log_path)
 

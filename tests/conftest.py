@@ -9,7 +9,6 @@ the tests that need it fail in CI (`CI=true`) and are skipped on a laptop.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 from sqlalchemy import create_engine, text
+
+from customer_updates.ops.processes import WorkerProcess, worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -169,55 +170,17 @@ def run_cli(args: list[str], database_url: str, redis_url: str, timeout: float =
                           env=cli_env(database_url, redis_url, **extra), timeout=timeout, cwd=ROOT)
 
 
-class WorkerProcess:
-    """A real `customer-updates worker` in a child process (its own process group, so kill reaches all)."""
-
-    def __init__(self, database_url: str, redis_url: str, log_path: Path, concurrency: int = 2,
-                 beat: bool = False, queues: str | None = None, **extra: str) -> None:
-        args = [sys.executable, "-m", "customer_updates.cli", "worker", "--concurrency", str(concurrency),
-                "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
-        if beat:
-            args.append("--beat")
-            args += ["--schedule", str(log_path.with_suffix(".beat"))]
-        if queues:
-            args += ["--queues", queues]
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(args, env=cli_env(database_url, redis_url, **extra), cwd=ROOT,
-                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
-            if b" ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (the main process and its pool children)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.process.poll() is None:
-            self.kill(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def _start(database_url: str, redis_url: str, wait: bool = True, **kwargs: object) -> WorkerProcess:
-        worker = WorkerProcess(database_url, redis_url, tmp_path / f"worker{len(started)}.log", **kwargs)  # type: ignore[arg-type]
+    def _start(database_url: str, redis_url: str, wait: bool = True, concurrency: int = 2, beat: bool = False,
+               queues: str | None = None, **extra: str) -> WorkerProcess:
+        """A real `customer-updates worker`; `extra` are settings (CUSTOMER_UPDATES_<NAME>)."""
+        log_path = tmp_path / f"worker{len(started)}.log"
+        args = worker_command(concurrency, beat_schedule=log_path.with_suffix(".beat") if beat else None,
+                              queues=queues)
+        worker = WorkerProcess(args, cli_env(database_url, redis_url, **extra), log_path, cwd=ROOT)
         started.append(worker)
         if wait:
             worker.wait_ready()

@@ -8,11 +8,12 @@ and is for trying the project, never for production.
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Any
 
 import redis
+
+from customer_updates.ops.processes import free_port
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
@@ -24,12 +25,6 @@ def answers(url: str, timeout: float = 1.0) -> bool:
         return False
     finally:
         client.close()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedRedis:

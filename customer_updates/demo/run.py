@@ -9,11 +9,9 @@ Every process the demo starts is stopped when it ends, also on Ctrl-C or SIGTERM
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from customer_updates.demo import report as demo_report
 from customer_updates.demo.embedded_redis import EmbeddedRedis, answers
 from customer_updates.messaging.results import read_result
 from customer_updates.models.commands import utcnow
+from customer_updates.ops.processes import WorkerExited, WorkerProcess, worker_command
 from customer_updates.settings import Settings, get_settings
 
 ORG_ID = 1
@@ -55,7 +54,7 @@ class Demo:
         # Not a terminal (a log, a test): wide enough for the summary table instead of rich's 80 columns.
         self.console = console or (Console() if sys.stdout.isatty() else Console(width=130))
         self.embedded: EmbeddedRedis | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker: WorkerProcess | None = None
 
     # -- the steps --------------------------------------------------------------------------------------
 
@@ -174,22 +173,17 @@ class Demo:
 
     def _start_worker(self, settings: Settings, workdir: Path) -> None:
         log_path = workdir / "worker.log"
-        env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-               "PYTHONUNBUFFERED": "1"}
-        args = [sys.executable, "-m", "customer_updates.cli", "worker", "--beat", "--concurrency", "1",
-                "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-                "--hostname", f"demo-{os.getpid()}@%h", "--schedule", str(workdir / "beat-schedule")]
-        with log_path.open("wb") as log:
-            # Its own session: Ctrl-C reaches the demo only, which then stops the worker's whole group.
-            self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+        args = worker_command(1, beat_schedule=workdir / "beat-schedule", hostname=f"demo-{os.getpid()}@%h")
+        # Its own session: Ctrl-C reaches the demo only, which then stops the worker's whole group.
+        self.worker = WorkerProcess(args, {"DATABASE_URL": settings.database_url,
+                                           "REDIS_URL": settings.redis_url}, log_path)
         self.console.print(f"started a worker with beat (pid {self.worker.pid}; log {log_path})")
 
         def ready() -> int:
-            if self.worker is not None and self.worker.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise DemoError(f"the worker exited early (code {self.worker.returncode}):\n{tail}")
-            return int(b" ready." in log_path.read_bytes())
+            try:
+                return int(self.worker is not None and self.worker.is_ready())
+            except WorkerExited as exc:
+                raise DemoError(f"the {exc}") from exc
 
         self._wait("waiting for the worker", 1, ready)
 
@@ -213,28 +207,14 @@ class Demo:
     # -- cleanup ----------------------------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            _stop_group(self.worker)
+        if self.worker is not None and self.worker.process.poll() is None:
+            self.worker.stop()
             self.console.print("stopped the worker")
         self.worker = None
         if self.embedded is not None:
             self.embedded.stop()
             self.console.print("stopped the embedded Redis")
             self.embedded = None
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown of the worker, its pool and its beat; killed when it takes too long."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-    except ProcessLookupError:
-        pass
-    with contextlib.suppress(ProcessLookupError):  # pool children may outlive their parent by a moment
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_updates.demo.embedded_redis import free_port
+from customer_updates.ops.processes import free_port
 from tests.conftest import run_cli
 
 UNREACHABLE_REDIS = f"redis://127.0.0.1:{free_port()}/0"

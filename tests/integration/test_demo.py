@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 from kombu import Connection
 
-from customer_updates.demo.embedded_redis import EmbeddedRedis, answers, free_port
+from customer_updates.demo.embedded_redis import EmbeddedRedis, answers
+from customer_updates.ops.processes import free_port
 from tests.conftest import ROOT
 
 SUMMARY = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ import httpx
 import pytest
 
 from customer_updates import Producer
+from customer_updates.ops.processes import free_port
 from customer_updates.settings import Settings
 from tests.conftest import EXAMPLES, ROOT, cli_env, load_examples
 
 AUTH = ("ops", "flower-secret")
 APPLY, AWARD = "customer_updates.apply_updates", "customer_updates.award_points"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def personal_values() -> set[str]:

@@ -15,10 +15,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from customer_updates import Producer
-from customer_updates.demo.embedded_redis import free_port
 from customer_updates.messaging.dead_letters import push_dead_letter
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
+from customer_updates.ops.processes import free_port
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
 from tests.conftest import ROOT, cli_env, run_cli

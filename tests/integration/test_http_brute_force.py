@@ -18,8 +18,9 @@ import httpx
 import psutil
 import pytest
 
+from customer_updates.ops.processes import free_port
 from tests.conftest import ROOT, cli_env, load_examples
-from tests.integration.test_http_ingress import TILL, free_port, md5
+from tests.integration.test_http_ingress import TILL, md5
 
 BURST = 200
 # scrypt takes 16 MiB while it runs, and the allocator keeps what a thread used for that thread's next

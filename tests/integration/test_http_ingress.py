@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from customer_updates.http import create_app
 from customer_updates.http.server import uvicorn_options
 from customer_updates.models import tables as t
+from customer_updates.ops.processes import free_port
 from customer_updates.settings import Settings
 from customer_updates.store.db import session_scope
 from tests.conftest import EXAMPLES, ROOT, cli_env, load_examples
@@ -32,12 +32,6 @@ def md5(text: str) -> str:
 
 TILL = ("till.mg.road", md5("mgroad-secret"))
 UPDATE = "/v1.1/customer/update?format=json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LiveServer:

@@ -20,11 +20,7 @@ from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from customer_updates.ops.processes import free_port
 
 
 def _wait_port(port: int, up: bool, timeout: float = 30) -> None:
