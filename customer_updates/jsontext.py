@@ -22,7 +22,7 @@ def _fallback(value: Any) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """JSON columns as the database returns them (orjson: a quarter of the json module's time)."""
+    """JSON columns as the database returns them (orjson: every loaded customer's columns pass here)."""
     return orjson.loads(text)
 
 

@@ -179,10 +179,6 @@ class Settings(BaseSettings):
         "", description="Testing only: with a failpoint, fire only if this file does not exist yet (then create it)."
     )
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
