@@ -122,7 +122,7 @@ def batch(batch_id: str, org_id: int, as_json: bool) -> None:
     from customer_updates.models.results import batch_response, wire_item
     from customer_updates.models.v11 import checked_batch
     from customer_updates.store.db import session_scope
-    from customer_updates.store.records import read_batch
+    from customer_updates.store.records import stored_batch_items
 
     settings = get_settings()
     try:
@@ -131,7 +131,7 @@ def batch(batch_id: str, org_id: int, as_json: bool) -> None:
         found = None
     if found is None:
         with session_scope(settings.database_url) as session:
-            items = read_batch(session, org_id, batch_id)
+            items = stored_batch_items(session, org_id, batch_id)
         found = batch_response([wire_item(i) for i in items]) if items else None
     if found is None:
         fail(f"batch {batch_id} of org {org_id} is not done (or unknown)")

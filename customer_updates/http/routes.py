@@ -198,7 +198,7 @@ def _batch_result(ingress: Ingress, org_id: int, batch_id: str) -> tuple[str, di
         return "pending", None
     # Redis keeps results for result_ttl_seconds; the database keeps the durable copy longer.
     with session_scope(ingress.settings.database_url) as session:
-        items = records.read_batch(session, org_id, batch_id)
+        items = records.stored_batch_items(session, org_id, batch_id)
     return ("done", batch_response([wire_item(i) for i in items])) if items else ("unknown", None)
 
 

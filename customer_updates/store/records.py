@@ -37,7 +37,8 @@ def read_record(session: Session, org_id: int, request_id: str) -> t.CommandReco
     return session.get(t.CommandRecord, (org_id, request_id))
 
 
-def read_batch(session: Session, org_id: int, batch_id: str) -> list[dict[str, Any]]:
+def stored_batch_items(session: Session, org_id: int, batch_id: str) -> list[dict[str, Any]]:
+    """The stored item results of a batch (applied and rejected), in the order the batch sent them."""
     rows = session.scalars(select(t.CommandRecord).where(t.CommandRecord.org_id == org_id,
                                                          t.CommandRecord.batch_id == batch_id))
     rejected = session.scalars(select(t.RejectedCommand).where(t.RejectedCommand.org_id == org_id,
