@@ -18,7 +18,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   if [ "$1" = "test" ]; then
     .venv/bin/python -m pip install --quiet -e '.[test]'
   else
-    .venv/bin/python -m pip install --quiet -e .
+    # Every extra: the demo, then the README's worker, serve, flower and PostgreSQL commands.
+    .venv/bin/python -m pip install --quiet -e '.[all]'
   fi
   touch "$stamp"
 fi
