@@ -124,8 +124,11 @@ def test_customer_get_and_merges_list_show_a_merge(loaded_db, redis_url, start_w
     assert [(m["survivor_id"], m["victim_id"], m["identifier"]) for m in merges] == [(ben_id, dana.user_id, "email")]
     assert merges[0]["snapshot"]["email"] == "dana@example.com"
     with session_scope(loaded_db) as session:
-        audit = session.scalars(select(t.AuditEntry).where(t.AuditEntry.kind == "CustomerMerge")).one()
-    assert (audit.user_id, audit.previous, audit.new) == (ben_id, str(dana.user_id), str(ben_id))
+        audit = session.scalars(select(t.AuditEntry).where(t.AuditEntry.kind == "CustomerMerge")
+                                .order_by(t.AuditEntry.user_id)).all()
+    # On both customers, so that each one's history shows it (SPEC §8).
+    assert [(a.user_id, a.previous, a.new) for a in audit] == [
+        (uid, str(dana.user_id), str(ben_id)) for uid in sorted((ben_id, dana.user_id))]
 
 
 def test_customer_get_of_an_unknown_customer_says_1012(loaded_db, redis_url):
