@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import click
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 
 from customer_updates.cli.common import console, fail, main, print_json
 from customer_updates.cli.results import show_items
@@ -72,12 +74,24 @@ def customers_import(file: Path) -> None:
     from customer_updates.store.db import get_engine
 
     factory = sessionmaker(get_engine(get_settings().database_url))
-    # Bytes, decoded line by line by the import: a byte that is not UTF-8 spoils its own line only.
-    with file.open("rb") as counted:
-        total = sum(1 for _ in counted)
-    with Progress(console=console, transient=True) as progress, file.open("rb") as lines:
-        task = progress.add_task("importing", total=total)
-        report = import_customers(factory, lines, progress=lambda n: progress.advance(task, n))
+    done = {"bytes": 0, "lines": 0}
+
+    def counted(lines: BinaryIO) -> Iterator[bytes]:
+        # Bytes, decoded line by line by the import: a byte that is not UTF-8 spoils its own line only.
+        for line in lines:
+            done["bytes"] += len(line)
+            yield line
+
+    def loaded(lines: int) -> None:
+        # A chunk is loaded as soon as its last line is read: the bytes read so far are the bytes done.
+        done["lines"] += lines
+        progress.update(task, completed=done["bytes"], lines=done["lines"])
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[lines]:,} lines"))
+    with Progress(*columns, console=console, transient=True) as progress, file.open("rb") as lines:
+        # The file's size and the bytes read: an exact fraction, without reading the file twice to count it.
+        task = progress.add_task("importing", total=file.stat().st_size, lines=0)
+        report = import_customers(factory, counted(lines), progress=loaded)
     report.errors.sort()
     for number, error in report.errors[:50]:
         console.print(f"line {number}: {error}", markup=False, highlight=False, soft_wrap=True)
