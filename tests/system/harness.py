@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from sqlalchemy import func, select, text
@@ -319,6 +319,19 @@ def wait_for_records(db_url: str, org_id: int, at_least: int, timeout: float = 1
             return count
         time.sleep(0.05)
     raise AssertionError(f"fewer than {at_least} results after {timeout}s")
+
+
+class Server(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def down_mid_run(db_url: str, workload: Workload, server: Server, seconds: float) -> None:
+    """Once a fifth of the workload has results, stop `server` as a crash would, and start it `seconds` later."""
+    wait_for_records(db_url, 1, len(workload.commands) // 5)
+    server.stop()
+    time.sleep(seconds)
+    server.start()
 
 
 def outcomes_in_logs(*workers: Any) -> Counter[str]:

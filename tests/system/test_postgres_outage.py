@@ -13,10 +13,10 @@ from tests.system.harness import (
     check_outcome,
     count_log,
     dead_letters,
+    down_mid_run,
     log_entries,
     outcomes_in_logs,
     prepare_database,
-    wait_for_records,
     wait_until_done,
 )
 
@@ -40,10 +40,7 @@ def test_a_database_outage_mid_run_is_retried_until_every_command_applied_once(
     worker = start_worker(db_url, redis_url, concurrency=2, beat=True, **settings)
     publisher = PacedPublisher(redis_url, workload.messages(), seconds=12).start()
 
-    wait_for_records(db_url, 1, len(workload.commands) // 5)
-    own_postgres.stop(mode="immediate")
-    time.sleep(OUTAGE_SECONDS)
-    own_postgres.start()
+    down_mid_run(db_url, workload, own_postgres, OUTAGE_SECONDS)
     publisher.join()
 
     seconds = wait_until_done(db_url, redis_url, workload)
@@ -67,10 +64,7 @@ def test_a_30_second_database_outage_dead_letters_nothing_with_the_default_retry
     worker = start_worker(db_url, redis_url, concurrency=2, beat=True, **settings)
     publisher = PacedPublisher(redis_url, workload.messages(), seconds=8).start()
 
-    wait_for_records(db_url, 1, len(workload.commands) // 5)
-    own_postgres.stop(mode="immediate")
-    time.sleep(LONG_OUTAGE_SECONDS)
-    own_postgres.start()
+    down_mid_run(db_url, workload, own_postgres, LONG_OUTAGE_SECONDS)
     restarted = time.monotonic()
     publisher.join()
 

@@ -3,8 +3,6 @@ survive in the AOF, workers reconnect, and every command applies once."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.system.harness import (
@@ -13,9 +11,9 @@ from tests.system.harness import (
     build_workload,
     check_outcome,
     dead_letters,
+    down_mid_run,
     outcomes_in_logs,
     prepare_database,
-    wait_for_records,
     wait_until_done,
 )
 
@@ -32,10 +30,7 @@ def test_a_redis_restart_mid_run_loses_no_message_and_applies_nothing_twice(pg_u
     worker = start_worker(pg_url, redis_url, concurrency=2, beat=True, **WORKER_SETTINGS)
     publisher = PacedPublisher(redis_url, workload.messages(), seconds=12).start()
 
-    wait_for_records(pg_url, 1, len(workload.commands) // 5)
-    own_redis.stop()
-    time.sleep(DOWN_SECONDS)
-    own_redis.start()
+    down_mid_run(pg_url, workload, own_redis, DOWN_SECONDS)
     publisher.join()
 
     seconds = wait_until_done(pg_url, redis_url, workload)
