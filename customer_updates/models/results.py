@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from customer_updates.rules.codes import Code, message
+from customer_updates.rules.codes import MESSAGES, Code, message
 from customer_updates.rules.side_effects import effective_slab
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig, SlabDef
 
@@ -60,16 +60,19 @@ def item_status(code: Code | int, text: str | None = None,
     pairs = list(warnings)
     if pairs:
         status["warnings"]["warning"] = [str(int(c)) for c, _ in pairs]
-        status["message"] = base + "".join(f", {_warning_text(c)}" for c, _ in pairs)
+        status["message"] = base + "".join(f", {_warning_text(c, detail)}" for c, detail in pairs)
         status["warning_details"] = [{"code": str(int(c)), "message": detail} for c, detail in pairs]
     return status
 
 
-def _warning_text(code: int) -> str:
+def _warning_text(code: int, detail: str) -> str:
+    """The code's text. A text naming something ("{identifier} is already occupied ...") is the detail,
+    which the rule formatted with the name: the original writes "email is already occupied ..."."""
     try:
-        return message(Code(code))
+        template = MESSAGES[Code(code)]
     except (ValueError, KeyError):
         return str(code)
+    return detail if "{" in template and detail else message(Code(code))
 
 
 def _points_summaries(org: OrgConfig | None, state: CustomerState, current: SlabDef | None) -> list[dict[str, Any]]:

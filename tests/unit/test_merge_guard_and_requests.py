@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from customer_updates.models.results import item_status
 from customer_updates.rules.codes import Code
 from customer_updates.rules.directory import Directory
 from customer_updates.rules.merge_request import request_merge
@@ -44,6 +45,15 @@ def test_a_member_holding_the_identifier_is_not_taken_over_and_the_rest_of_the_i
     [warning] = applied.warnings
     assert warning.code == Code.IDENTIFIER_OCCUPIED == 91007
     assert warning.message == "email is already occupied by some other user, ignoring it"
+
+
+def test_the_item_status_message_names_the_occupied_identifier():
+    applied = apply({"mobile": "919800000001", "email": "b@example.com"},
+                    member(1, mobile="919800000001"), member(2, email="b@example.com"))
+    status = item_status(Code.SUCCESS, warnings=[(w.code, w.message) for w in applied.warnings])
+    assert status["message"] == ("Customer successfully updated, "
+                                 "email is already occupied by some other user, ignoring it")
+    assert status["warnings"]["warning"] == ["91007"]
 
 
 def test_the_org_config_restores_automatic_merges_of_members():
