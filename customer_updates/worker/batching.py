@@ -199,10 +199,10 @@ def pool_busy(pool: Any) -> bool:
 
 
 def slim(request: Any) -> SimpleRequest:
-    """What the pool process needs of a request: id, name, args and kwargs. celery-batches also copies the
-    delivery info and every header, among them `kwargsrepr` (the kwargs again, as text): twice or more the
-    bytes to pickle and push through the pool's pipe, which the main process writes between deliveries of
-    newly fetched messages."""
+    """What the pool process needs of a request: id, name, args and kwargs. celery-batches'
+    `SimpleRequest.from_request` also copies the delivery info and every header, among them `kwargsrepr`
+    (the kwargs again, as text): twice or more the bytes to pickle and push through the pool's pipe, which
+    the main process writes between deliveries of newly fetched messages."""
     args, kwargs, _ = request._payload
     return SimpleRequest(request.id, request.name, args, kwargs, None, request.hostname,
                          getattr(request, "ignore_result", False), None, None, None)
