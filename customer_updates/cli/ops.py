@@ -153,6 +153,33 @@ def metrics(port: int, address: str) -> None:
         pass
 
 
+@main.command()
+@click.option("--hold/--no-hold", default=None,
+              help="Keep running after the migrations until stopped. Default: hold unless DYNO is set.")
+def release(hold: bool | None) -> None:
+    """The Procfile's `release`: run the migrations, then hold under honcho or foreman.
+
+    Heroku (and Dokku) run `release` once per deploy and wait for it to exit; they set DYNO. honcho and
+    foreman run it beside the other processes and stop them all when one exits, so there it stays up.
+    """
+    import os
+    import signal
+
+    from customer_updates.store.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    console.print("database is at the latest schema")
+    if not (hold if hold is not None else not os.environ.get("DYNO")):
+        return
+    console.print("release: holding until stopped (the Procfile runner stops every process when one exits)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--port", type=int, default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)

@@ -15,7 +15,7 @@ import yaml
 from customer_updates.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PROCESS_TYPES = {"release", "worker", "beat", "flower", "web"}
+PROCESS_TYPES = {"release", "worker", "beat", "flower", "web", "metrics"}
 # `${NAME:-default}` as a shell (Procfile) expands it when NAME is unset.
 DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
