@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     producer_message_size: int = Field(
         100, description="Commands per queue message when the producer splits a large batch."
     )
+    producer_linger_ms: float = Field(
+        5.0, ge=0, description="How long a buffered command (enqueue_update with durable=False) may wait in the "
+        "producer's memory for others to share its round trip to Redis. Durable sends never wait for it."
+    )
+    producer_buffer_commands: int = Field(
+        1000, ge=1, description="Buffered commands a producer holds at most before they are on Redis: a flush "
+        "starts when this many are held and further buffered sends wait. What a crash can lose at most."
+    )
     producer_remembered_hashes: int = Field(
         100_000, ge=0, description="How many request ids given by the caller a Producer remembers the payload "
         "hash of, so that its get_result answers 409 when the id's stored result belongs to another payload."
