@@ -57,16 +57,19 @@ def taken(session: Session, keys: Iterable[Keys]) -> Taken:
     return found
 
 
-def _lookup(column: str) -> str:
-    return (f"SELECT c.org_id, c.user_id, c.mobile, c.email, c.external_id FROM {STAGING} k "
-            f"JOIN customers c ON c.org_id = k.org_id AND c.{column} = k.{column} AND c.active")
+def _lookup(column: str, condition: str) -> str:
+    # LATERAL with LIMIT 1 can only run as a loop over the staging rows with an index probe each, whatever
+    # the statistics say: a plain join was planned as a hash join over the whole table while its statistics
+    # lagged behind the import. At most one active customer holds a value, and one customer an id.
+    return (f"SELECT c.org_id, c.user_id, {'c.mobile, c.email, c.external_id' if condition else 'NULL, NULL, NULL'} "
+            f"FROM {STAGING} k CROSS JOIN LATERAL (SELECT org_id, user_id, mobile, email, external_id "
+            f"FROM customers x WHERE x.{column} = k.{column}{condition} LIMIT 1) c WHERE k.{column} IS NOT NULL")
 
 
-# One statement text for every chunk (planned the same way each time); the user_id lookup returns no
-# identifiers, which is how `taken` tells its rows apart.
-LOOKUP = " UNION ALL ".join([*map(_lookup, IDENTIFIERS),
-                             f"SELECT c.org_id, c.user_id, NULL, NULL, NULL FROM {STAGING} k "
-                             f"JOIN customers c ON c.user_id = k.user_id"])
+# One statement text for every chunk; the user_id lookup returns no identifiers, which is how `taken` tells
+# its rows apart.
+LOOKUP = " UNION ALL ".join([*(_lookup(name, " AND x.org_id = k.org_id AND x.active") for name in IDENTIFIERS),
+                             _lookup("user_id", "")])
 
 
 def _taken_postgres(session: Session, keys: list[Keys]) -> Iterable[Any]:
