@@ -22,7 +22,17 @@ from customer_updates.settings import Settings, get_settings
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker; extra options go to `celery worker` (e.g. --concurrency 4)."""
+    import redis
+
+    from customer_updates.messaging.broker import drop_stale_bindings
     from customer_updates.worker import app
+
+    try:
+        with redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=5) as client:
+            if drop_stale_bindings(client):
+                console.print("removed the binding that copied every update into the side-effects queue")
+    except redis.RedisError:
+        pass  # Redis is not up yet: Celery waits for it, and the next start removes the binding
 
     argv = ["worker", "-Q", queues, "-E", *celery_args]
     if with_beat:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from customer_updates.messaging.names import (
     APPLY_TASK,
@@ -22,6 +22,12 @@ from customer_updates.messaging.names import (
 )
 from customer_updates.settings import Settings
 
+# One direct exchange; each queue is bound with its own name as routing key, so a message sent to the exchange
+# with one queue's key reaches that queue alone. (Queues declared without an exchange are bound by Celery to
+# the default exchange with the default routing key, `customer_updates` for both: each message went to both.)
+EXCHANGE = Exchange(UPDATES_QUEUE, type="direct")
+QUEUE_DECLARATIONS = (Queue(UPDATES_QUEUE, EXCHANGE, routing_key=UPDATES_QUEUE),
+                      Queue(SIDE_EFFECTS_QUEUE, EXCHANGE, routing_key=SIDE_EFFECTS_QUEUE))
 
 def shared_config(settings: Settings) -> dict[str, Any]:
     return {
@@ -34,7 +40,10 @@ def shared_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_send_sent_event": True,
         "task_default_queue": UPDATES_QUEUE,
-        "task_queues": [Queue(UPDATES_QUEUE), Queue(SIDE_EFFECTS_QUEUE)],
+        "task_default_exchange": EXCHANGE.name,
+        "task_default_exchange_type": EXCHANGE.type,
+        "task_default_routing_key": UPDATES_QUEUE,
+        "task_queues": list(QUEUE_DECLARATIONS),
         "task_routes": {
             APPLY_TASK: {"queue": UPDATES_QUEUE},
             AWARD_TASK: {"queue": SIDE_EFFECTS_QUEUE},
@@ -51,3 +60,26 @@ def producer_app(settings: Settings) -> Celery:
     celery = Celery("customer_updates")
     celery.conf.update(shared_config(settings))
     return celery
+
+
+def drop_stale_bindings(client: Any) -> int:
+    """Remove the bindings of our queues under a routing key that is not the queue's own name.
+
+    kombu's Redis transport keeps bindings (`_kombu.binding.<exchange>`) for good and never removes one, so
+    the binding of the side-effects queue under `customer_updates`, made by releases before each queue had
+    its own key, would keep copying every update into it. Returns how many were removed.
+    """
+    from kombu.transport.redis import Channel
+
+    sep = Channel.sep
+    removed = 0
+    for key in (f"_kombu.binding.{EXCHANGE.name}", f"_kombu.binding_permanent.{EXCHANGE.name}"):
+        stale = []
+        for member in client.smembers(key):
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            routing_key, _, queue = text.split(sep)
+            if queue in (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE) and routing_key != queue:
+                stale.append(member)
+        if stale:
+            removed += int(client.srem(key, *stale))
+    return removed
