@@ -163,6 +163,7 @@ class Coalescer:
                 self._cond.wait()  # back-pressure: the buffer holds at most `limit` buffered commands
                 if self._closed:
                     raise ProducerClosed("this producer is closed")
+            wake = not self._pending or submission.durable
             self._pending.append(submission)
             self._submitted += 1
             work = None
@@ -179,7 +180,8 @@ class Coalescer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="customer-updates-producer", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if wake or self._held >= self._limit:  # else the flusher is already timing the linger
+                self._cond.notify_all()
         if work is not None:
             self._complete(*work)
         return submission
