@@ -106,3 +106,52 @@ def test_the_check_refuses_a_command_the_cli_does_not_have():
         check_cli(["customer-updates", "no-such-command"])
     with pytest.raises(click.UsageError):
         check_cli(["customer-updates", "flower", "--port", "not-a-number"])
+
+
+def lock_pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def image_requirements() -> list:
+    """The requirements of the image's extras (worker, web, postgres, flower), the package's own removed."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"]]
+    for extra in ("worker", "web", "postgres", "flower"):
+        wanted += project["optional-dependencies"][extra]
+    return [r for r in map(Requirement, wanted) if r.name != "customer-updates"]
+
+
+def test_the_lock_pins_every_requirement_of_the_image_within_its_range():
+    from packaging.utils import canonicalize_name
+
+    pins = lock_pins()
+    for requirement in image_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in requirements.lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]}: {requirement}"
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pinned = [line for line in lines if line and not line.startswith((" ", "#"))]
+    assert all(lines[lines.index(line) + 1].strip().startswith("--hash=sha256:") for line in pinned)
+
+
+def test_the_dockerfile_installs_the_lock_before_it_copies_the_code_on_a_pinned_python():
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    image = next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
+    assert re.fullmatch(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm", image), image
+    assert all(line.split()[1] == "${PYTHON_IMAGE}" for line in lines if line.startswith("FROM "))
+    copy_lock = lines.index("COPY requirements.lock /src/requirements.lock")
+    install = next(i for i, line in enumerate(lines) if "--require-hashes" in line and "requirements.lock" in line)
+    copy_code = next(i for i, line in enumerate(lines) if line.startswith("COPY customer_updates"))
+    assert copy_lock < install < copy_code
+    assert "--no-deps ." in lines[next(i for i in range(copy_code, len(lines)) if "pip install" in lines[i])]
