@@ -223,8 +223,10 @@ def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
     every = log.isEnabledFor(logging.DEBUG)
     for request_id, org_id, kind, code in outcome.outcomes:
         if every or code != Code.SUCCESS:
+            # The same words as the batch line: a command the rules refused is "failed", not "applied".
+            said = "failed" if kind == "applied" and code != Code.SUCCESS else kind
             log.log(logging.DEBUG if code == Code.SUCCESS else logging.INFO, "command",
-                    extra={"org_id": org_id, "request_id": request_id, "outcome": kind, "code": code})
+                    extra={"org_id": org_id, "request_id": request_id, "outcome": said, "code": code})
 
 
 def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,

@@ -41,3 +41,15 @@ def test_at_debug_every_command_has_its_line(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.DEBUG, logger="customer_updates.worker"):
         _log_outcomes(_outcome(), 0.1)
     assert [r.request_id for r in _lines(caplog, "command")] == ["r1", "r2", "r3", "r4", "r5"]  # type: ignore[attr-defined]
+
+
+def test_a_command_the_rules_refused_is_failed_in_its_line_as_in_the_batch_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    outcome = BatchOutcome()
+    outcome.outcomes = [("r1", 1, "applied", 1012), ("r2", 1, "applied", 1000), ("r3", 1, "duplicate", 1012)]
+    with caplog.at_level(logging.DEBUG, logger="customer_updates.worker"):
+        _log_outcomes(outcome, 0.1)
+    [batch] = _lines(caplog, "batch")
+    assert (batch.applied, batch.failed, batch.duplicate) == (1, 1, 1)  # type: ignore[attr-defined]
+    said = {r.request_id: r.outcome for r in _lines(caplog, "command")}  # type: ignore[attr-defined]
+    assert said == {"r1": "failed", "r2": "applied", "r3": "duplicate"}
