@@ -34,10 +34,15 @@ def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     except redis.RedisError:
         pass  # Redis is not up yet: Celery waits for it, and the next start removes the binding
 
-    argv = ["worker", "-Q", queues, "-E", *celery_args]
+    argv = [*_quiet(), "worker", "-Q", queues, "-E", *celery_args]
     if with_beat:
         argv.append("-B")
     app.worker_main(argv)
+
+
+def _quiet() -> list[str]:
+    """Celery's --quiet when logs are JSON: its banners are printed text, not log lines."""
+    return ["--quiet"] if get_settings().log_json else []
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -46,7 +51,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
     """Run Celery beat (outbox relay, purge of old idempotency records)."""
     from customer_updates.worker import app
 
-    app.start(["beat", *celery_args])
+    app.start([*_quiet(), "beat", *celery_args])
 
 
 @main.group("dead-letters")

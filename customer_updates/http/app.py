@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
 from customer_updates.http.errors import install_handlers
+from customer_updates.http.merge_schemas import HAND_READ_BODIES
+from customer_updates.http.merges import router as merge_router
 from customer_updates.http.routes import router
 from customer_updates.http.schemas import UpdateBody
 from customer_updates.http.state import Ingress
@@ -45,6 +47,10 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(body.pop("$defs", {}))
             schemas["UpdateBody"] = body
+            for name, model in HAND_READ_BODIES.items():
+                extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(extra.pop("$defs", {}))
+                schemas[name] = extra
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -58,12 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        ingress.close()
+        await ingress.aclose()
 
     app = FastAPI(title="customer-updates HTTP ingress", version=_package_version(), description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.ingress = ingress
     app.include_router(router)
+    app.include_router(merge_router)
     install_handlers(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
 
