@@ -26,12 +26,24 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "CUSTOMER_UPDATES_REDIS_URL"),
-        description="Redis used as the Celery broker, for stored results, events and dead letters.",
+        description="Redis for stored results, events, dead letters and claims; the Celery broker too unless "
+        "broker_url names another.",
     )
-    visibility_timeout: int = Field(
-        300,
-        description="Seconds before Redis hands an unacknowledged message (e.g. of a killed worker) to "
-        "another worker. Longer than the longest task, short enough for a quick recovery.",
+    broker_url: str = Field(
+        "", description="The Celery broker (queues) of producers and workers: empty for REDIS_URL, an amqp:// URL "
+        "for RabbitMQ (quorum queues, publisher confirms). Results, events and dead letters stay on REDIS_URL."
+    )
+    amqp_delivery_limit: int = Field(
+        20, ge=1, description="RabbitMQ only: deliveries of one message (each return after a consumer died counts) "
+        "before the quorum queue dead-letters it to the dead-letter list instead of delivering it again."
+    )
+    visibility_timeout: float = Field(
+        20, ge=2,
+        description="Seconds a reserved message stays with its worker without that worker renewing its lease "
+        "on it; then the restore sweep hands it to another worker. A live worker renews what it holds every "
+        "quarter of this and every worker sweeps as often, so a killed worker's messages are back on the "
+        "queue within 1.25 times this (customer_updates/worker/leases.py). Task length does not matter: "
+        "leases are renewed while tasks run.",
     )
     max_retries: int = Field(
         30, description="Most transient-failure retries of one message, whatever retry_budget_seconds allows."
@@ -59,6 +71,9 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(100_000, description="Approximate bound of the events stream length.")
     dead_letter_key: str = Field(
         "customer_updates.dead_letters", description="Redis list holding dead-lettered raw messages."
+    )
+    dead_letter_retention_days: float = Field(
+        30.0, description="Dead letters older than this are purged by beat's purge task (0: kept until dropped)."
     )
     worker_batch_size: int = Field(
         500, description="Most commands one worker transaction applies together (consumer-side batching): "
@@ -186,6 +201,11 @@ class Settings(BaseSettings):
     failpoint_once_file: str = Field(
         "", description="Testing only: with a failpoint, fire only if this file does not exist yet (then create it)."
     )
+
+    @property
+    def celery_broker_url(self) -> str:
+        """The broker producers and workers use: broker_url, or REDIS_URL when it is empty."""
+        return self.broker_url or self.redis_url
 
 
 @lru_cache(maxsize=1)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from customer_updates.cli.common import console, main, out, print_json
-from customer_updates.messaging.dead_letters import list_dead_letters
+from customer_updates.messaging.dead_letters import list_dead_letters, masked_entry
 from customer_updates.settings import Settings, get_settings
 
 
@@ -34,15 +34,20 @@ def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     except redis.RedisError:
         pass  # Redis is not up yet: Celery waits for it, and the next start removes the binding
 
-    argv = [*_quiet(), "worker", "-Q", queues, "-E", *celery_args]
+    argv = [*_process_logging(), "worker", "-Q", queues, "-E", *celery_args]
     if with_beat:
         argv.append("-B")
     app.worker_main(argv)
 
 
-def _quiet() -> list[str]:
-    """Celery's --quiet when logs are JSON: its banners are printed text, not log lines."""
-    return ["--quiet"] if get_settings().log_json else []
+def _process_logging() -> list[str]:
+    """Log lines of a long-running process as the settings say, from its first line (Celery warns before it
+    sets its logging up); and Celery's --quiet when they are JSON, as its banners are printed text."""
+    from customer_updates.ops import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    return ["--quiet"] if settings.log_json else []
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -51,7 +56,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
     """Run Celery beat (outbox relay, purge of old idempotency records)."""
     from customer_updates.worker import app
 
-    app.start([*_quiet(), "beat", *celery_args])
+    app.start([*_process_logging(), "beat", *celery_args])
 
 
 @main.group("dead-letters")
@@ -60,23 +65,103 @@ def dead_letters() -> None:
 
 
 @dead_letters.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON, personal data masked.")
 def dead_letters_list(as_json: bool) -> None:
     from customer_updates.services import resources
 
     rt = resources.current()
     entries = list_dead_letters(rt.redis, rt.settings.dead_letter_key)
     if as_json:
-        print_json(entries)
+        print_json([masked_entry(entry) for entry in entries])
         return
-    table = Table("#", "attempts", "error", "commands")
-    for index, entry in enumerate(entries):
+    table = Table("task", "attempts", "error", "commands")
+    # The id is what `show` and `drop` take, and the time is read at a glance: neither is wrapped.
+    table.columns.insert(0, Column("time (UTC)", no_wrap=True))
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for entry in entries:
+        shown = masked_entry(entry)
         message = entry.get("message")
         count = len(message.get("commands", [])) if isinstance(message, dict) and isinstance(
             message.get("commands"), list) else "?"
-        table.add_row(str(index), str(entry.get("attempts")), str(entry.get("error"))[:80], str(count))
+        table.add_row(str(entry["id"]), _when(entry.get("at")), str(entry.get("task_id") or "-"),
+                      str(entry.get("attempts")), str(shown.get("error"))[:80], str(count))
     out.print(table)
     console.print(f"{len(entries)} dead letters")
+
+
+def _when(at: Any) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S") if isinstance(at, int | float) else "?"
+
+
+def _dead_letter_or_exit(entry_id: str) -> Any:
+    from customer_updates.messaging.dead_letters import find_dead_letter
+    from customer_updates.services import resources
+
+    rt = resources.current()
+    letter = find_dead_letter(rt.redis, rt.settings.dead_letter_key, entry_id)
+    if letter is None:
+        click.echo(f"error: no dead letter with id {entry_id}", err=True)
+        sys.exit(1)
+    return letter
+
+
+@dead_letters.command("show")
+@click.argument("entry_id", metavar="ID")
+@click.option("--unmasked", is_flag=True, help="Show personal data in clear (to fix the data by hand).")
+def dead_letters_show(entry_id: str, unmasked: bool) -> None:
+    """Print one dead letter as JSON (personal data masked unless --unmasked)."""
+    entry = _dead_letter_or_exit(entry_id).entry
+    print_json(entry if unmasked else masked_entry(entry))
+
+
+@dead_letters.command("drop")
+@click.argument("entry_id", metavar="ID")
+def dead_letters_drop(entry_id: str) -> None:
+    """Remove one dead letter without replaying it."""
+    from customer_updates.messaging.dead_letters import drop_dead_letter
+    from customer_updates.services import resources
+
+    rt = resources.current()
+    if not drop_dead_letter(rt.redis, rt.settings.dead_letter_key, entry_id):
+        click.echo(f"error: no dead letter with id {entry_id}", err=True)
+        sys.exit(1)
+    console.print(f"dropped dead letter {entry_id}")
+
+
+@dead_letters.command("purge")
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Remove the entries older than this: a number with s, m, h or d (e.g. 12h, 7d); 0s removes all.")
+def dead_letters_purge(older_than: str) -> None:
+    """Remove the dead letters older than a duration."""
+    from customer_updates.messaging.dead_letters import purge_dead_letters
+    from customer_updates.services import resources
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    rt = resources.current()
+    removed = purge_dead_letters(rt.redis, rt.settings.dead_letter_key, seconds)
+    console.print(f"purged {removed} dead letters older than {older_than}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`7d`, `12h`, `30m`, `90s`, `2w` in seconds."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS:
+        raise ValueError(f"{text!r} is not a duration such as 7d, 12h, 30m or 90s")
+    try:
+        number = float(text[:-1])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration such as 7d, 12h, 30m or 90s") from None
+    if number < 0 or number != number:
+        raise ValueError(f"{text!r} is negative or not a number")
+    return number * _UNITS[text[-1]]
 
 
 @dead_letters.command("replay")
@@ -155,12 +240,15 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True, help="0.0.0.0 lets a remote Prometheus in.")
 def metrics(port: int, address: str) -> None:
     """Serve Prometheus metrics (queue depths, waiting age, outbox backlog, dead letters) until stopped."""
+    import logging
     import time
 
     from customer_updates.ops.metrics import serve
 
+    _process_logging()
     serve(get_settings(), port, address)
-    console.print(f"metrics on http://{address}:{port}/metrics")
+    logging.getLogger("customer_updates.metrics").info("metrics exporter listening",
+                                                       extra={"url": f"http://{address}:{port}/metrics"})
     try:
         while True:
             time.sleep(3600)
@@ -177,16 +265,19 @@ def release(hold: bool | None) -> None:
     Heroku (and Dokku) run `release` once per deploy and wait for it to exit; they set DYNO. honcho and
     foreman run it beside the other processes and stop them all when one exits, so there it stays up.
     """
+    import logging
     import os
     import signal
 
     from customer_updates.store.migrate import upgrade
 
+    log = logging.getLogger("customer_updates.release")
+    _process_logging()
     upgrade(get_settings().database_url)
-    console.print("database is at the latest schema")
+    log.info("database is at the latest schema")
     if not (hold if hold is not None else not os.environ.get("DYNO")):
         return
-    console.print("release: holding until stopped (the Procfile runner stops every process when one exits)")
+    log.info("release holds until stopped: a Procfile runner stops every process when one exits")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:

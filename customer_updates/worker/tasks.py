@@ -7,6 +7,7 @@ from typing import Any
 from celery_batches import SimpleRequest
 
 from customer_updates.messaging import sending
+from customer_updates.messaging.dead_letters import purge_dead_letters
 from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, PURGE_TASK, RELAY_TASK
 from customer_updates.models.commands import utcnow
 from customer_updates.services import resources, worker_messages
@@ -84,4 +85,7 @@ def relay_outbox() -> int:
 def purge_old_records() -> int:
     rt = resources.current()
     with session_scope(rt.settings.database_url) as session:
-        return purge_records(session, retention_cutoff(utcnow(), rt.settings.idempotency_retention_days))
+        purged = purge_records(session, retention_cutoff(utcnow(), rt.settings.idempotency_retention_days))
+    if rt.settings.dead_letter_retention_days > 0:
+        purge_dead_letters(rt.redis, rt.settings.dead_letter_key, rt.settings.dead_letter_retention_days * 86400)
+    return purged
