@@ -68,7 +68,10 @@ def protect_metrics() -> None:
 def run(settings: Settings, address: str, port: int, extra: tuple[str, ...] = ()) -> None:
     import flower  # noqa: F401  (the `flower` extra: a missing one is named by the CLI before Celery starts)
 
+    from customer_updates.ops import logs
     from customer_updates.worker import app
 
     protect_metrics()
+    # Our handler first: tornado then adds none of its own, and Flower's lines are JSON like the others'.
+    logs.configure(settings.log_level, settings.log_json)
     app.start(flower_argv(settings, address, port, extra))

@@ -9,7 +9,8 @@ from typing import Any
 
 from customer_updates import jsontext
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# color_message: uvicorn's copy of the message with ANSI colour codes, for its own console formatter only.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,3 +56,5 @@ def configure(level: str = "INFO", as_json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Warnings (Celery's SecurityWarning, deprecations) as log lines too, not as text on stderr.
+    logging.captureWarnings(True)

@@ -3,6 +3,7 @@ release migrates the database, and the web and metrics processes answer on the p
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -60,7 +61,8 @@ def honcho(redis_url: str, tmp_path: Path) -> Iterator[Honcho]:
         pytest.skip("honcho is not installed (pip install -e '.[test]')")
     database = tmp_path / "procfile.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "REDIS_URL": redis_url,
-           "WORKER_CONCURRENCY": "1", "BEAT_SCHEDULE": str(tmp_path / "beat-schedule"),
+           "WORKER_CONCURRENCY": "1", "CUSTOMER_UPDATES_LOG_JSON": "true",
+           "BEAT_SCHEDULE": str(tmp_path / "beat-schedule"),
            "PATH": f"{HONCHO.parent}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
     env.pop("DYNO", None)
     log = tmp_path / "honcho.log"
@@ -79,6 +81,19 @@ def honcho(redis_url: str, tmp_path: Path) -> Iterator[Honcho]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
+
+
+def process_lines(output: str) -> list[str]:
+    """The lines the processes wrote (honcho prefixes each with the time and `name.1 | `)."""
+    return [line for line in output.splitlines()
+            if " | " in line and not line.split(" | ", 1)[0].rstrip().endswith("system")]
+
+
+def is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def answers(url: str) -> bool:
@@ -111,6 +126,10 @@ def test_honcho_runs_every_procfile_process_until_it_is_stopped(honcho):
     with sqlite3.connect(honcho.database) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchone() is not None
     assert "customer_updates_" in httpx.get(metrics, timeout=5).text
+    not_json = [line for line in process_lines(output) if not is_json_object(line.split(" | ", 1)[1])]
+    assert not not_json, "\n".join(not_json[:20])
+    assert "color_message" not in output and "\\u001b[" not in output  # uvicorn's ANSI copy of its messages
+    assert '"logger": "uvicorn' in output or '"logger":"uvicorn' in output
 
     honcho.process.send_signal(signal.SIGTERM)
     assert honcho.process.wait(40) is not None
