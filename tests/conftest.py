@@ -2,8 +2,9 @@
 
 Servers: PostgreSQL at 127.0.0.1:5432 (user postgres) and Redis at 127.0.0.1:6379, or whatever
 `TEST_POSTGRES_URL` / `TEST_REDIS_URL` name. Each test session gets its own PostgreSQL database and its
-own Redis database number, so parallel sessions never see each other's queues. When a server is missing
-the tests that need it fail in CI (`CI=true`) and are skipped on a laptop.
+own Redis database number (and RabbitMQ vhost, at `TEST_RABBITMQ_URL`), so parallel sessions never see each
+other's queues. When a server is missing the tests that need it fail in CI (`CI=true`) and are skipped on a
+laptop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RABBITMQ_BASE_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -126,6 +128,51 @@ def redis_url(redis_session_url: str) -> Iterator[str]:
             client.delete(key)
     yield redis_session_url
     client.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_session_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test session's own (made and removed with rabbitmqctl)."""
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_BASE_URL + "/", connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+        vhost = f"cu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        user = RABBITMQ_BASE_URL.split("://", 1)[1].split(":", 1)[0]
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    except Exception as exc:
+        _unavailable("RabbitMQ (and rabbitmqctl)", exc)
+    yield f"{RABBITMQ_BASE_URL}/{vhost}"
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def rabbitmq_url(rabbitmq_session_url: str) -> str:
+    """The session's RabbitMQ vhost, without the queues of earlier tests."""
+    from kombu import Connection
+
+    from customer_updates.messaging.names import DEAD_LETTER_QUEUE, QUEUES
+
+    with Connection(rabbitmq_session_url) as conn:
+        for name in (*QUEUES, DEAD_LETTER_QUEUE):
+            channel = conn.channel()
+            try:
+                channel.queue_delete(name)
+            except conn.channel_errors:
+                pass  # not declared yet (a failed operation closes the channel)
+    return rabbitmq_session_url
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once with Redis as the broker (empty: REDIS_URL) and once with RabbitMQ."""
+    return "" if request.param == "redis" else str(request.getfixturevalue("rabbitmq_url"))
 
 
 @pytest.fixture

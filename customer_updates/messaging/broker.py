@@ -15,6 +15,8 @@ from kombu import Exchange, Queue
 from customer_updates.messaging.names import (
     APPLY_TASK,
     AWARD_TASK,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
     PURGE_TASK,
     RELAY_TASK,
     SIDE_EFFECTS_QUEUE,
@@ -29,9 +31,49 @@ EXCHANGE = Exchange(UPDATES_QUEUE, type="direct")
 QUEUE_DECLARATIONS = (Queue(UPDATES_QUEUE, EXCHANGE, routing_key=UPDATES_QUEUE),
                       Queue(SIDE_EFFECTS_QUEUE, EXCHANGE, routing_key=SIDE_EFFECTS_QUEUE))
 
+# RabbitMQ: a fanout exchange, so that whatever a quorum queue dead-letters reaches the one dead-letter queue.
+DEAD_LETTER_EXCHANGE_DECLARATION = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
+
+
+def is_amqp(url: str) -> bool:
+    """Whether a broker URL names RabbitMQ (AMQP 0-9-1, kombu's py-amqp transport)."""
+    return url.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
+
+
+def quorum_arguments(settings: Settings) -> dict[str, Any]:
+    """Replicated, durable queues; a message dead-lettered (rejected, or returned by dying consumers more
+    than amqp_delivery_limit times) goes to the dead-letter exchange, at least once."""
+    return {"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
+            "x-delivery-limit": settings.amqp_delivery_limit}
+
+
+def queue_declarations(settings: Settings) -> list[Queue]:
+    """Our queues as declared on this broker: quorum queues on RabbitMQ, lists on Redis."""
+    if not is_amqp(settings.celery_broker_url):
+        return list(QUEUE_DECLARATIONS)
+    # With x-queue-type in the queue arguments Celery sees quorum queues (worker_detect_quorum_queues) and
+    # uses a per-consumer prefetch: quorum queues refuse global QoS.
+    return [Queue(queue.name, EXCHANGE, routing_key=queue.routing_key, durable=True,
+                  queue_arguments=quorum_arguments(settings)) for queue in QUEUE_DECLARATIONS]
+
+
+def dead_letter_queue() -> Queue:
+    """RabbitMQ only: the queue the dead-letter exchange fills (a quorum queue, not itself dead-lettered)."""
+    return Queue(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE_DECLARATION, routing_key=DEAD_LETTER_QUEUE,
+                 durable=True, queue_arguments={"x-queue-type": "quorum"})
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """Broker transport options of every sender: on RabbitMQ each publish waits for the broker's confirm,
+    so a message counted as sent is on the queue (kombu's py-amqp transport, `confirm_publish`)."""
+    return {"confirm_publish": True} if is_amqp(settings.celery_broker_url) else {}
+
+
 def shared_config(settings: Settings) -> dict[str, Any]:
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": settings.celery_broker_url,
+        "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -43,7 +85,7 @@ def shared_config(settings: Settings) -> dict[str, Any]:
         "task_default_exchange": EXCHANGE.name,
         "task_default_exchange_type": EXCHANGE.type,
         "task_default_routing_key": UPDATES_QUEUE,
-        "task_queues": list(QUEUE_DECLARATIONS),
+        "task_queues": queue_declarations(settings),
         "task_routes": {
             APPLY_TASK: {"queue": UPDATES_QUEUE},
             AWARD_TASK: {"queue": SIDE_EFFECTS_QUEUE},

@@ -161,7 +161,7 @@ def _check_database(settings: Settings, health: Health, now: datetime) -> None:
 def _control_app(settings: Settings) -> Celery:
     """A Celery app of its own that only broadcasts (connects on first use; never the worker's app)."""
     app = Celery("customer_updates.ops.health", set_as_current=False)
-    app.conf.update(broker_url=settings.redis_url, broker_connection_timeout=3, broker_connection_retry=False,
+    app.conf.update(broker_url=settings.celery_broker_url, broker_connection_timeout=3, broker_connection_retry=False,
                     broker_connection_max_retries=1, broker_transport_options={"socket_timeout": 5})
     return app
 

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import celeryd_init, setup_logging, worker_init, worker_process_init
 
-from customer_updates.messaging.broker import shared_config
+from customer_updates.messaging.broker import is_amqp, shared_config, transport_options
 from customer_updates.messaging.names import PURGE_TASK, RELAY_TASK
 from customer_updates.ops import logs
 from customer_updates.services import resources
@@ -28,7 +28,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A killed worker's messages come back after this many seconds (DESIGN §2).
         # fetch_batch, dead_letter_key: read by the worker's transport only (worker/transport.py),
         # ignored by kombu's.
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout,
+        "broker_transport_options": {**transport_options(settings),
+                                     "visibility_timeout": settings.visibility_timeout,
                                      "fetch_batch": settings.worker_fetch_batch,
                                      "dead_letter_key": settings.dead_letter_key},
         "task_acks_late": True,
@@ -49,6 +50,10 @@ def make_app(settings: Settings, include_tasks: bool = False) -> Celery:
     """The worker's Celery app for these settings (producers use messaging.broker.producer_app)."""
     celery = Celery("customer_updates", include=["customer_updates.worker.tasks"] if include_tasks else [])
     celery.conf.update(celery_config(settings))
+    if is_amqp(settings.celery_broker_url):
+        from customer_updates.worker.amqp_dead_letters import DeadLetterDrain
+
+        celery.steps["consumer"].add(DeadLetterDrain)
     return celery
 
 

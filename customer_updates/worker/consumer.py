@@ -74,18 +74,20 @@ class DeadLetteringConsumer(Consumer):
         if self._dead_letter(message, f"undecodable body: {type(exc).__name__}{detail}"):
             message.ack()
 
+    # Acknowledged, not rejected, once stored: on RabbitMQ a rejected message would also reach the dead-letter
+    # exchange and be stored twice (on Redis both only remove the message from the unacknowledged set).
     def on_unknown_message(self, body: Any, message: Any) -> None:
         if self._dead_letter(message, "not a task message: no task name in headers or body"):
-            message.reject_log_error(log, self.connection_errors)
+            message.ack_log_error(log, self.connection_errors)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         # Not the name: it is the sender's text (the dead letter keeps the headers).
         if self._dead_letter(message, "unknown task: the task header names no task of this worker"):
-            message.reject_log_error(log, self.connection_errors)
+            message.ack_log_error(log, self.connection_errors)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         if self._dead_letter(message, f"invalid task message: {type(exc).__name__}"):
-            message.reject_log_error(log, self.connection_errors)
+            message.ack_log_error(log, self.connection_errors)
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
         received = super().create_task_handler(*args, **kwargs)

@@ -13,9 +13,9 @@ from customer_updates.store.db import session_scope
 from tests.conftest import EXAMPLES, run_cli
 
 
-def test_a_mixed_batch_ends_with_one_result_per_item_in_input_order(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
-    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url))
+def test_a_mixed_batch_ends_with_one_result_per_item_in_input_order(loaded_db, redis_url, broker_url, start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
+    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=broker_url))
     body = json.loads((EXAMPLES / "updates.json").read_text())
     receipt = producer.enqueue_batch(1, body)
 
@@ -36,10 +36,10 @@ def test_a_mixed_batch_ends_with_one_result_per_item_in_input_order(loaded_db, r
     assert single == items[0]
 
 
-def test_the_cli_reads_the_same_results_as_the_producer(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
+def test_the_cli_reads_the_same_results_as_the_producer(loaded_db, redis_url, broker_url, start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
     done = run_cli(["enqueue", str(EXAMPLES / "updates.json"), "--org", "1", "--wait", "60", "--json"],
-                   loaded_db, redis_url)
+                   loaded_db, redis_url, broker_url=broker_url)
     assert done.returncode == 0, done.stderr
     response = json.loads(done.stdout)
     first = response["response"]["customers"]["customer"][0]
