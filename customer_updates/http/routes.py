@@ -160,7 +160,7 @@ async def update_customers(
     raw = await read_limited(request, settings.http_max_body_bytes, settings.http_body_timeout_seconds)
     items = update_items(v11_xml.body_as_json(raw) if v11_xml.is_xml_body(request) else raw,
                          settings.http_max_batch_items)
-    receipt = await run_in_threadpool(_enqueue, ingress, principal.org_id, items, context, idempotency_key)
+    receipt = await _enqueue(ingress, principal.org_id, items, context, idempotency_key)
     log.info("batch enqueued", extra={"org_id": principal.org_id, "batch_id": receipt.batch_id,
                                       "items": len(items), "username": principal.username})
     timeout = settings.http_wait_seconds
@@ -171,16 +171,19 @@ async def update_customers(
     return v11_xml.respond(found, format)
 
 
-def _enqueue(ingress: Ingress, org_id: int, items: list[Any], context: UserContext,
-             idempotency_key: str | None) -> BatchReceipt:
+async def _enqueue(ingress: Ingress, org_id: int, items: list[Any], context: UserContext,
+                   idempotency_key: str | None) -> BatchReceipt:
+    # The async producer: requests enqueueing at the same time share a round trip to Redis, and none
+    # holds a thread of the pool while it waits for Redis.
+    producer = ingress.async_producer
     if idempotency_key is None:
-        return ingress.producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context)
+        return await producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context)
     # A key already used with another body is refused before its manifest or any item could change.
-    idempotency.bind(ingress.redis, ingress.settings.database_url, org_id, idempotency_key, items,
-                     ingress.settings.result_ttl_seconds)
-    return ingress.producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context,
-                                          batch_id=idempotency_key,
-                                          request_ids=[f"{idempotency_key}:{i}" for i in range(len(items))])
+    await run_in_threadpool(idempotency.bind, ingress.redis, ingress.settings.database_url, org_id,
+                            idempotency_key, items, ingress.settings.result_ttl_seconds)
+    return await producer.enqueue_batch(org_id, {"root": {"customer": items}}, user_context=context,
+                                        batch_id=idempotency_key,
+                                        request_ids=[f"{idempotency_key}:{i}" for i in range(len(items))])
 
 
 for method, operation_id in (("POST", "updateCustomers"), ("PUT", "updateCustomersPut")):

@@ -6,6 +6,7 @@ import threading
 
 import redis
 
+from customer_updates.async_producer import AsyncProducer
 from customer_updates.http.auth import Authenticator
 from customer_updates.http.login import LoginGuard
 from customer_updates.producer import Producer
@@ -22,6 +23,7 @@ class Ingress:
         self.auth = Authenticator(settings.database_url, settings.http_auth_cache_seconds)
         self.login = LoginGuard(self.auth, settings)
         self._producer: Producer | None = None
+        self._async_producer: AsyncProducer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -34,8 +36,24 @@ class Ingress:
             return self._producer
 
     @property
+    def async_producer(self) -> AsyncProducer:
+        """What the update route enqueues with: concurrent requests share round trips to Redis."""
+        with self._lock:
+            if self._async_producer is None:
+                self._async_producer = AsyncProducer(self.settings)
+            return self._async_producer
+
+    @property
     def redis(self) -> redis.Redis:
         return self.producer.redis
+
+    async def aclose(self) -> None:
+        """Close from the event loop: the async producer's sends and connections belong to it."""
+        with self._lock:
+            producer, self._async_producer = self._async_producer, None
+        if producer is not None:
+            await producer.close()
+        self.close()
 
     def close(self) -> None:
         self.login.close()
