@@ -29,6 +29,7 @@ class Hook:
 _TRANSPORT = ("customer_updates/worker/transport.py",)
 _BATCHING = ("customer_updates/worker/batching.py",)
 _CONSUMER = ("customer_updates/worker/consumer.py",)
+_LEASES = ("customer_updates/worker/leases.py",)
 _REDIS_CHANNEL = "kombu.transport.redis:Channel"
 _REDIS_QOS = "kombu.transport.redis:QoS"
 _CELERY_CONSUMER = "celery.worker.consumer.consumer:Consumer"
@@ -79,7 +80,10 @@ HOOKS: tuple[Hook, ...] = (
          "Forgets unacked records inside our own pipelines (batched acks, dead letters, restores).", _TRANSPORT),
     Hook("kombu", _REDIS_QOS, "pipe_or_acquire", "The pipeline of a batch's acknowledgements.", _TRANSPORT),
     Hook("kombu", "kombu.transport.virtual:QoS", "_delivered",
-         "A dead-lettered message is dropped from the in-memory unacked map, as an ack would.", _TRANSPORT),
+         "A dead-lettered message is dropped from the in-memory unacked map, as an ack would; the lease renewal "
+         "re-scores the unacked records of the tags in it.", (*_TRANSPORT, _LEASES[0])),
+    Hook("kombu", "kombu.transport.virtual:QoS", "_dirty",
+         "Tags acknowledged but not yet dropped from `_delivered`: the lease renewal leaves them out.", _LEASES),
     Hook("kombu", "kombu.transport.virtual:QoS", "can_consume_max_estimate",
          "Room left in the prefetch window: the script never takes more than that.", _TRANSPORT),
     Hook("kombu", "kombu.transport.virtual:QoS", "ack",

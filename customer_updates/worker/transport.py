@@ -33,6 +33,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 
 from customer_updates.messaging.dead_letters import push_dead_letter
+from customer_updates.worker import leases
 from customer_updates.worker.decoder import loads
 from customer_updates.worker.queue_entries import Unusable, check, decode_entry
 
@@ -124,6 +125,17 @@ class Channel(kombu_redis.Channel):
 
     #: Delivery tags the script recorded as unacked during the current BRPOP reply.
     recorded_by_script: frozenset[str] = frozenset()
+    #: Messages of the current BRPOP reply not handed to the consumer yet (0 between replies).
+    messages_in_hand = 0
+    #: Every sweep scans (kombu scans on every tenth call): with leases the timeout is short, and a sweep
+    #: is one ZRANGE when nothing is due.
+    unacked_restore_throttle = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "unacked_mutex_expire" not in self.connection.client.transport_options:
+            # kombu's 300 s: a worker killed during a sweep would hold up every other sweep that long.
+            self.unacked_mutex_expire = leases.lease_times(self.visibility_timeout).sweep_mutex_expire
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
@@ -201,7 +213,14 @@ class Channel(kombu_redis.Channel):
             self.qos._delivered.pop(tag, None)
 
     def _deliver_all(self, payloads: list[tuple[str, Any]], queue: str) -> None:
+        try:
+            self._deliver_each(payloads, queue)
+        finally:
+            self.messages_in_hand = 0
+
+    def _deliver_each(self, payloads: list[tuple[str, Any]], queue: str) -> None:
         for number, (raw, payload) in enumerate(payloads):
+            self.messages_in_hand = len(payloads) - number - 1
             try:
                 self.connection._deliver(payload, queue)
             except self.connection_errors:
@@ -245,6 +264,19 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """kombu's, plus the renewal of what this worker holds, and the restore sweep every
+        `sweep_every` seconds instead of kombu's 10 (unless `unacked_restore_interval` is given)."""
+        options = connection.client.transport_options
+        times = leases.lease_times(options.get("visibility_timeout", Channel.visibility_timeout))
+        if "unacked_restore_interval" not in options:  # a copy: the dict may be the app's configuration
+            connection.client.transport_options = {**options, "unacked_restore_interval": times.sweep_every}
+        super().register_with_event_loop(connection, loop)
+        previous = getattr(self, "lease_renewal_tref", None)
+        if previous is not None:  # a reconnect registers again: one renewal timer, not one per connection
+            previous.cancel()
+        self.lease_renewal_tref = loop.call_repeatedly(times.renew_every, leases.renew_all, self.channels)
 
 
 def acknowledge_all(requests: Sequence[Any]) -> None:
