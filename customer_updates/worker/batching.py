@@ -93,16 +93,17 @@ class PacedBatches(Batches):
 
     def message_buffered(self) -> None:
         """A message just went into the buffer: count its commands, and apply what waits without waiting for
-        the flush timer once it is worth a batch of its own (`worker_flush_at_commands`) and a pool process
-        is free. A hundred-update message would wait for the timer's next tick (up to
-        `worker_flush_interval`) while a pool process idled; one-update messages still gather for it.
-        The check runs after the current delivery, not at once: the transport hands over up to
-        `worker_fetch_batch` messages in one go, and the first of them alone would make a small batch."""
+        the flush timer when a pool process is free and waiting cannot make the batch better
+        (`flush_at_once`). The check runs after the current delivery, not at once: the transport hands
+        over up to `worker_fetch_batch` messages in one go, and the first of them alone would make a small
+        batch."""
         queued = getattr(self._buffer, "queue", None)
         if queued:
             self._waiting += _commands_in(queued[-1])
-        if self._check_due or self._waiting < get_settings().worker_flush_at_commands:
+        if self._check_due:
             return
+        if self._waiting < get_settings().worker_flush_at_commands and self._messages_in_hand() is None:
+            return  # a transport that cannot tell what it still holds: the flush timer gathers a batch
         hub = getattr(self._consumer, "hub", None)
         if hub is None:
             self._flush_if_free()
@@ -112,8 +113,15 @@ class PacedBatches(Batches):
 
     def _flush_if_free(self) -> None:
         self._check_due = False
-        if not self._pool_busy():
+        if flush_at_once(not self._pool_busy(), self._messages_in_hand(), self._waiting,
+                         get_settings().worker_flush_at_commands):
             self._do_flush()
+
+    def _messages_in_hand(self) -> int | None:
+        """Messages the transport took and has not delivered yet (None: it cannot tell; worker/transport.py can)."""
+        channel = getattr(getattr(self._consumer, "task_consumer", None), "channel", None)
+        in_hand = getattr(channel, "messages_in_hand", None)
+        return in_hand if isinstance(in_hand, int) else None
 
     def _pool_busy(self) -> bool:
         return pool_busy(getattr(self, "_pool", None))
@@ -189,6 +197,19 @@ class PacedBatches(Batches):
         simple = ([slim(r) for r in requests],)
         return self._pool.apply_async(apply_batches_task, (self, simple, 0, None),
                                       accept_callback=on_accepted, callback=on_return)
+
+
+def flush_at_once(pool_free: bool, messages_in_hand: int | None, commands_waiting: int, flush_at: int) -> bool:
+    """Whether what waits in the buffer goes to the pool now rather than at the flush timer's next tick.
+
+    Only to a free pool process (a busy pool lets the batch grow). Then at once when the batch is worth a
+    transaction of its own (`flush_at` commands, e.g. one hundred-update message), or when no further
+    message is in the transport's hand: the timer would only make the commands wait (at low load every
+    message waited the whole `worker_flush_interval` while a pool process idled), since what arrives
+    meanwhile gathers in the buffer anyway while this batch runs. `messages_in_hand` None: unknown, wait."""
+    if not pool_free or commands_waiting <= 0:
+        return False
+    return commands_waiting >= flush_at or messages_in_hand == 0
 
 
 def pool_busy(pool: Any) -> bool:
