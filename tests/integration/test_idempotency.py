@@ -29,7 +29,7 @@ def _count(url: str, model, *where) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url, start_worker):
+def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url, broker_url, start_worker):
     from tests.conftest import load_examples
 
     load_examples(pg_url)
@@ -37,10 +37,11 @@ def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url
         for i in range(20):
             session.add(t.Customer(org_id=1, mobile=f"9190000000{i:02d}", points_summaries=[], stamps={},
                                    fired=[], active=True))
-    start_worker(pg_url, redis_url, concurrency=1)
-    start_worker(pg_url, redis_url, concurrency=1)
-    celery = producer_app(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url))
-    producer = Producer(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url))
+    start_worker(pg_url, redis_url, concurrency=1, broker_url=broker_url)
+    start_worker(pg_url, redis_url, concurrency=1, broker_url=broker_url)
+    settings = Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, broker_url=broker_url)
+    celery = producer_app(settings)
+    producer = Producer(settings)
     commands = [_command({"mobile": f"9190000000{i:02d}", "lastname": f"Twice-{i}"}) for i in range(20)]
     for cmd in commands:  # each message twice, back to back: the two workers race for them
         send_apply([cmd], celery=celery)
@@ -55,9 +56,10 @@ def test_a_message_delivered_twice_to_two_workers_applies_once(pg_url, redis_url
     assert _count(pg_url, t.Customer, t.Customer.lastname.like("Twice-%")) == 20
 
 
-def test_a_redelivery_returns_the_stored_result_and_changes_nothing(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
-    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url)
+def test_a_redelivery_returns_the_stored_result_and_changes_nothing(loaded_db, redis_url, broker_url,
+                                                                    start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
+    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=broker_url)
     producer = Producer(settings)
     request_id = producer.enqueue_update(1, {"mobile": "919800000001", "firstname": "Asha B"})
     first = producer.get_result(1, request_id, timeout=60)
@@ -70,9 +72,10 @@ def test_a_redelivery_returns_the_stored_result_and_changes_nothing(loaded_db, r
     assert _count(loaded_db, t.AuditEntry, t.AuditEntry.field == "firstname") == 1
 
 
-def test_a_request_id_reused_with_another_payload_is_refused_with_409(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
-    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url))
+def test_a_request_id_reused_with_another_payload_is_refused_with_409(loaded_db, redis_url, broker_url,
+                                                                      start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
+    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=broker_url))
     request_id = producer.enqueue_update(1, {"mobile": "919800000001", "firstname": "One"})
     assert producer.get_result(1, request_id, timeout=60) is not None
 
@@ -89,9 +92,9 @@ def test_a_request_id_reused_with_another_payload_is_refused_with_409(loaded_db,
     assert other is not None and other["item_status"]["code"] == "409"
 
 
-def test_bad_items_each_end_with_a_stored_failed_result(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
-    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url))
+def test_bad_items_each_end_with_a_stored_failed_result(loaded_db, redis_url, broker_url, start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
+    producer = Producer(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=broker_url))
     cases = {
         "missing identifier": ({"firstname": "Nobody"}, 1, 1104),
         "wrong type": ({"mobile": "919800000001", "firstname": ["A"]}, 1, 400),
