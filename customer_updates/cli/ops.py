@@ -12,7 +12,7 @@ from rich.table import Column, Table
 
 from customer_updates.cli.common import console, main, out, print_json
 from customer_updates.messaging.dead_letters import list_dead_letters, masked_entry
-from customer_updates.settings import Settings, get_settings
+from customer_updates.settings import get_settings
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -318,11 +318,14 @@ def demo(workdir: Path | None, database_url: str | None, examples: Path | None, 
 
 
 @main.command("settings")
-def show_settings() -> None:
-    """List every setting, its environment variable and its description."""
-    table = Table("variable", "default", "description")
-    for name, info in Settings.model_fields.items():
-        env = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}.get(name,
-                                                                             f"CUSTOMER_UPDATES_{name.upper()}")
-        table.add_row(env, str(info.default), info.description or "")
-    out.print(table)
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+def show_settings(as_json: bool) -> None:
+    """Every setting: its environment variable, its current value (secrets masked), its default when the
+    value differs, and its description."""
+    from customer_updates.cli import settings_view
+
+    settings = get_settings()
+    if as_json:
+        print_json(settings_view.rows(settings))
+        return
+    click.echo(settings_view.render(settings))
