@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ ENV = {"DATABASE_URL": "postgresql+psycopg://app:s3cret-pw@db.internal:5432/cust
 
 
 @pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
