@@ -85,7 +85,8 @@ def test_a_file_of_several_chunks_loads_each_new_customer_once_and_refuses_confl
         assert session.scalar(select(func.count()).select_from(t.Customer).where(t.Customer.active)) \
             == CUSTOMERS + 3
         rows = {row.firstname: row for row in session.scalars(select(t.Customer))}
-        assert session.get(t.Customer, victim_id).email == "victim@scale.example"  # kept for history
+        victim = session.get(t.Customer, victim_id)
+        assert victim is not None and victim.email == "victim@scale.example"  # kept for history
     assert rows["Forty"].user_id == 40
     assert rows["Reuser"].email == "victim@scale.example" and rows["Reuser"].active
     for i in (0, 1, 7, 999, 1000, 2501, CUSTOMERS - 1):
