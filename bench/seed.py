@@ -6,7 +6,8 @@ Customers are laid out by index so that the workload can aim at each kind of upd
                subscription): plain updates find them by mobile
   [80%, 90%)   no email yet: identifier fills
   [90%, 100%)  pairs: even index has a mobile and no email (survivor), odd index only an email (victim),
-               so `{"mobile": even, "email": odd}` merges the odd customer into the even one
+               so `{"mobile": even, "email": odd}` merges the odd customer (a contact, NON_LOYALTY) into
+               the even one
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ def seed(url: str, layout: Layout, chunk: int = 5000) -> None:
             custom, extended, subscribed = profile_fields(i) if full else ({}, {}, [])
             rows.append({"user_id": i + 1, "org_id": ORG_ID, "mobile": mobile, "email": email,
                          "firstname": f"First{i}", "lastname": f"Last{i}", "registered_on": registered,
-                         "type": "LOYALTY", "fraud_status": "NONE", "loyalty_points": 0, "lifetime_points": 0,
+                         # A pair's victim (email only) is a contact: members are never merged by an
+                         # update (SPEC §3.3), and the merging updates must merge.
+                         "type": "LOYALTY" if mobile else "NON_LOYALTY", "fraud_status": "NONE",
+                         "loyalty_points": 0, "lifetime_points": 0,
                          "lifetime_purchases": 0, "points_summaries": [], "stamps": {},
                          # Profile completion was awarded long ago to full profiles, as in a live org.
                          "fired": ["profile_completion"] if full else [],
