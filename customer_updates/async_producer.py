@@ -40,6 +40,7 @@ class AsyncProducer:
         self._route: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aioredis.Redis | None = None
+        self._broker: aioredis.Redis | None = None  # the broker's Redis when it is not REDIS_URL's
         self._buffer: AsyncCoalescer | None = None
         self._reader: redis.Redis | None = None
         self._sent: dict[tuple[int, str], str] = {}
@@ -81,6 +82,8 @@ class AsyncProducer:
             # A client and a flusher belong to one event loop; a new loop (a test client's) gets its own.
             self._loop = loop
             self._client = aioredis.Redis.from_url(self.settings.redis_url)
+            broker_url = self.settings.celery_broker_url
+            self._broker = aioredis.Redis.from_url(broker_url) if broker_url != self.settings.redis_url else None
             self._buffer = AsyncCoalescer(self._flush_now, self.settings.producer_linger_ms / 1000,
                                           self.settings.producer_buffer_commands)
         return self._buffer
@@ -141,8 +144,10 @@ class AsyncProducer:
             if self._buffer is not None and self._loop is asyncio.get_running_loop():
                 await self._buffer.close()
         finally:
-            if self._client is not None and self._loop is asyncio.get_running_loop():
-                await self._client.aclose()  # type: ignore[attr-defined]  # redis>=5; stubs older
+            if self._loop is asyncio.get_running_loop():
+                for client in (self._client, self._broker):
+                    if client is not None:
+                        await client.aclose()  # type: ignore[attr-defined]  # redis>=5; stubs older
             if self._reader is not None:
                 self._reader.close()
 
@@ -163,7 +168,9 @@ class AsyncProducer:
             # kombu's Redis channel names the event topics; asked once, in a thread (it connects).
             self._route = (await asyncio.to_thread(redis_route, self.celery),)
         assert self._client is not None
-        await send_async(self._client, self.settings.result_ttl_seconds, taken, self._push)
+        # Messages go to the broker's Redis; manifests and 409 checks to REDIS_URL's (often the same).
+        broker = self._broker if self._route[0] is not None else None
+        await send_async(self._client, self.settings.result_ttl_seconds, taken, self._push, broker)
 
     async def _push(self, pipe: Any, live: list[Submission]) -> None:
         from customer_updates.messaging.sending import encode_apply, publish_many

@@ -47,6 +47,7 @@ class Producer:
         self._lock = threading.Lock()
         self._buffer: Coalescer | None = None
         self._push: Any = None
+        self._broker: redis.Redis | None = None
 
     @classmethod
     def from_env(cls) -> Producer:
@@ -139,8 +140,12 @@ class Producer:
 
     def _flush_now(self, taken: list[Submission]) -> None:
         if self._push is None:
-            self._push = _pusher(self.celery, self.settings.producer_message_size)
-        send_now(self.redis, self.settings.result_ttl_seconds, taken, self._push)
+            self._push, on_redis = _pusher(self.celery, self.settings.producer_message_size)
+            broker_url = self.settings.celery_broker_url
+            # Messages go to the broker's Redis; manifests and 409 checks to REDIS_URL's (often the same).
+            self._broker = redis.Redis.from_url(broker_url) if on_redis and broker_url != self.settings.redis_url \
+                else None
+        send_now(self.redis, self.settings.result_ttl_seconds, taken, self._push, self._broker)
 
     def _remember(self, sent: list[tuple[int, str, str]]) -> None:
         limit = max(0, self.settings.producer_remembered_hashes)
@@ -172,6 +177,8 @@ class Producer:
         finally:
             if self._redis is not None:
                 self._redis.close()
+            if self._broker is not None:
+                self._broker.close()
 
 
 class Buffered:
@@ -190,9 +197,9 @@ class Buffered:
         self.producer.flush()
 
 
-def _pusher(celery: Any, size: int) -> Any:
+def _pusher(celery: Any, size: int) -> tuple[Any, bool]:
     """How a flush adds its messages to the pipeline: straight onto the queue's Redis list, or, on
-    another broker, through Celery once the pipeline (manifests) has run."""
+    another broker, through Celery once the pipeline (manifests) has run; and whether the broker is Redis."""
     from customer_updates.messaging.coalescing import messages_of
     from customer_updates.messaging.sending import encode_apply, publish_many, redis_route
 
@@ -206,4 +213,4 @@ def _pusher(celery: Any, size: int) -> Any:
             pipe.execute()
             publish_many(messages, celery=celery)
 
-    return push
+    return push, route is not None

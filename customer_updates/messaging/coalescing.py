@@ -108,9 +108,9 @@ def failed(taken: list[Submission]) -> EnqueueFailed | None:
 
 
 def send_now(client: redis.Redis, ttl: int, taken: list[Submission], push: Callable[[Any, list[Submission]], None],
-             ) -> None:
+             broker: redis.Redis | None = None) -> None:
     """One flush: the 409 check (one round trip, only when ids were given), then manifests and messages
-    (one pipeline). Sets `error` on what was not sent."""
+    (one pipeline; two when the broker is another Redis than `client`). Sets `error` on what was not sent."""
     keys = conflict_keys(taken)
     try:
         live = refuse_conflicts(taken, client.mget(keys)) if keys else taken
@@ -119,8 +119,13 @@ def send_now(client: redis.Redis, ttl: int, taken: list[Submission], push: Calla
                 for s in live:
                     if s.outgoing.manifest is not None:
                         pipe.set(*s.outgoing.manifest, ex=ttl)
-                push(pipe, live)
+                if broker is None:
+                    push(pipe, live)
                 pipe.execute()
+            if broker is not None:
+                with broker.pipeline(transaction=False) as pipe:
+                    push(pipe, live)
+                    pipe.execute()
     except Exception as exc:  # handed to each caller whose commands it stopped
         for s in taken:
             s.error = s.error or exc

@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 
 
 async def send_async(client: aioredis.Redis, ttl: int, taken: list[Submission],
-                     push: Callable[[Any, list[Submission]], Awaitable[None]]) -> None:
-    """One flush: the 409 check (one round trip, only when ids were given), then manifests and messages."""
+                     push: Callable[[Any, list[Submission]], Awaitable[None]],
+                     broker: aioredis.Redis | None = None) -> None:
+    """One flush: the 409 check (one round trip, only when ids were given), then manifests and messages
+    (`push` adds the messages to the pipeline and runs it; a second pipeline when the broker is another
+    Redis than `client`)."""
     keys = conflict_keys(taken)
     try:
         live = refuse_conflicts(taken, await client.mget(keys)) if keys else taken
@@ -39,7 +42,13 @@ async def send_async(client: aioredis.Redis, ttl: int, taken: list[Submission],
                 for s in live:
                     if s.outgoing.manifest is not None:
                         pipe.set(*s.outgoing.manifest, ex=ttl)
-                await push(pipe, live)
+                if broker is None:
+                    await push(pipe, live)
+                else:
+                    await pipe.execute()
+            if broker is not None:
+                async with broker.pipeline(transaction=False) as pipe:
+                    await push(pipe, live)
     except Exception as exc:  # handed to each caller whose commands it stopped
         for s in taken:
             s.error = s.error or exc
