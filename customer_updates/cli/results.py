@@ -51,6 +51,12 @@ def enqueue(file: Path, org_id: int, wait: float, as_json: bool) -> None:
     if not wait:
         if as_json:
             print_json({"batch_id": receipt.batch_id, "request_ids": receipt.request_ids})
+            return
+        # The ids `result` takes, one a line in the items' order (stdout, so that they can be piped).
+        console.print(f"request ids, for `customer-updates result ID --org {org_id}` "
+                      f"(or `customer-updates batch {receipt.batch_id} --org {org_id}`):")
+        for request_id in receipt.request_ids:
+            click.echo(request_id)
         return
     with console.status("waiting for the worker..."):
         result = producer.get_batch_result(org_id, receipt.batch_id, timeout=wait)
