@@ -2,7 +2,7 @@
 
     python -m bench run --db postgres --customers 100000 --message-size 100 --workers 1 --repeat 3
     python -m bench run --smoke            # a few thousand customers, a few seconds: checks it all works
-    python -m bench producer               # enqueue speed: enqueue_batch against task.delay per command
+    python -m bench producer               # enqueue speed: every producer path against task.delay per command
     python -m bench merge-cost             # time per update of merging updates against plain ones
     python -m bench batch-cost             # worker and PostgreSQL CPU per update, no broker (A/B of code)
     python -m bench import --customers 1000000   # time per 1,000 of `customers import`, first chunks to last
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                         print(f"  {target.name}: {count:,} updates, {message_size}/message, {workers} worker(s), "
                               f"run {repeat + 1}/{args.repeat}", file=sys.stderr, flush=True)
                         figures = measure(target, workload, count, workers, message_size, args.latency_seconds,
-                                          log_dir, args.timeout)
+                                          log_dir, args.timeout, tuple(parse_counts(args.low_rates)))
                         target.close()
                         print("   ", report.one_line(figures), f"load={os.getloadavg()[0]:.2f}", file=sys.stderr,
                               flush=True)
@@ -116,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--repeat", type=int, default=3, help="runs per configuration (the table shows medians)")
     r.add_argument("--latency-seconds", type=float, default=6.0,
                    help="how long to send at half the measured rate to measure latency (0: skip)")
+    r.add_argument("--low-rates", default="20,200",
+                   help="paced rates (updates/s, one a message) of the low-load latency phases; empty: skip")
     r.add_argument("--no-reference", action="store_true", help="measure customer-updates only")
     r.add_argument("--redis-db", type=int, default=13)
     r.add_argument("--log-level", default="INFO", help="customer-updates worker log level")
     r.add_argument("--timeout", type=float, default=600, help="give up on a run after this many seconds")
     r.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     r.add_argument("--smoke", action="store_true", help="a few thousand customers, a few seconds: checks it works")
-    p = sub.add_parser("producer", help="enqueue speed: enqueue_batch against task.delay per command")
+    p = sub.add_parser("producer", help="enqueue speed: every producer path against task.delay per command")
     p.add_argument("--commands", type=int, default=20_000)
     p.add_argument("--redis-db", type=int, default=13)
     m = sub.add_parser("merge-cost", help="time per update of merging updates against plain ones")

@@ -111,7 +111,28 @@ class Meter:
         self._load_before = self._loadavg()
         return self
 
+    def begin(self) -> None:
+        """The phase starts now (the idle window stays the one read on entering)."""
+        self._start = self._stat()
+        self._load_before = self._loadavg()
+
     def __exit__(self, *exc: object) -> None:
         end = self._stat()
         if self._start is not None and end is not None and self._idle is not None:
             self.load = PhaseLoad(self._idle, usage(self._start, end), self._load_before, self._loadavg())
+
+
+def median_load(loads: list[PhaseLoad | None]) -> PhaseLoad | None:
+    """Each figure's median over several runs' phases (None when none was read)."""
+    known = [load for load in loads if load is not None]
+    if not known:
+        return None
+
+    def med(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    return PhaseLoad(med([k.idle_before for k in known]),
+                     Usage(med([k.during.busy for k in known]), med([k.during.idle for k in known]),
+                           med([k.during.steal for k in known])),
+                     med([k.load_before for k in known]), med([k.load_after for k in known]))

@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.machine import Meter, PhaseLoad, median_load
 from bench.targets import Target
 from bench.workload import Update, Workload
 
@@ -26,6 +27,9 @@ class Figures:
     paced_rate: float  # the rate latency was measured at
     peak_rss_mib: float
     cpu_ms_per_update: float
+    load: PhaseLoad | None = None  # the machine during the throughput phase
+    # At low load, one update a message: rate → (p50 ms, p99 ms, the machine during that phase).
+    low: dict[int, tuple[float | None, float | None, PhaseLoad | None]] = field(default_factory=dict)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -142,28 +146,38 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
 
 
 def measure(target: Target, workload: Workload, updates: int, workers: int, message_size: int,
-            latency_seconds: float, log_dir: Path, timeout: float) -> Figures:
+            latency_seconds: float, log_dir: Path, timeout: float, low_rates: tuple[int, ...] = ()) -> Figures:
     batch = workload.take(updates)
     target.enqueue(batch)  # a full queue before the worker starts: the worker alone is measured
     log_name = f"{target.name.split()[0]}-{message_size}m-{workers}w-{time.time():.0f}.log"
+    meter = Meter().__enter__()  # the idle window: before the worker starts
     worker = target.start(workers, log_dir / log_name)
+    low: dict[int, tuple[float | None, float | None, PhaseLoad | None]] = {}
     try:
         worker.wait_ready()
+        meter.begin()
         started, cpu_before = time.monotonic(), worker.cpu_seconds()
         # The clock runs from "ready" (the worker is applying already), so the collection that pausing
         # the collector begins with is inside the run; a pause later would read as the end coming late.
         with collector_paused():
             finished = wait_applied(target, target.expected(batch), timeout,
                                     [u.request_id for u in batch[-LAST:]])
+        meter.__exit__()
         cpu = worker.cpu_seconds() - cpu_before
         rate = len(batch) / (finished - started)
         paced = rate / 2
         latencies = paced_latencies(target, workload, paced, latency_seconds, message_size) \
             if latency_seconds > 0 else []
+        for low_rate in low_rates if latency_seconds > 0 else ():
+            # One update a message, paced far below the maximum: the latency a quiet service sees.
+            with Meter() as low_meter:
+                seen = paced_latencies(target, workload, low_rate, latency_seconds, 1)
+            low[low_rate] = (_percentile(seen, 0.5), _percentile(seen, 0.99), low_meter.load)
     finally:
         worker.stop()
     return Figures(target.name, len(batch), rate, _percentile(latencies, 0.5), _percentile(latencies, 0.95),
-                   _percentile(latencies, 0.99), paced, worker.max_rss_mib(), cpu * 1000 / len(batch))
+                   _percentile(latencies, 0.99), paced, worker.max_rss_mib(), cpu * 1000 / len(batch),
+                   meter.load, low)
 
 
 def median_figures(runs: list[Figures]) -> Figures:
@@ -176,4 +190,6 @@ def median_figures(runs: list[Figures]) -> Figures:
                    statistics.median(r.rate for r in runs), med([r.p50_ms for r in runs]),
                    med([r.p95_ms for r in runs]), med([r.p99_ms for r in runs]),
                    statistics.median(r.paced_rate for r in runs), max(r.peak_rss_mib for r in runs),
-                   statistics.median(r.cpu_ms_per_update for r in runs))
+                   statistics.median(r.cpu_ms_per_update for r in runs), median_load([r.load for r in runs]),
+                   {rate: (med([r.low[rate][0] for r in runs]), med([r.low[rate][1] for r in runs]),
+                           median_load([r.low[rate][2] for r in runs])) for rate in first.low})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.machine import incomparable
 from bench.measure import Figures
 
 HEADER = ("system", "updates/s", "p50 ms", "p95 ms", "p99 ms", "at updates/s", "peak RSS MiB", "CPU ms/update")
@@ -22,17 +23,46 @@ def one_line(f: Figures) -> str:
 
 def table(title: str, figures: list[Figures]) -> str:
     rows = [HEADER, *(row(f) for f in figures)]
+    withheld = None
     if len(figures) == 2 and figures[1].rate:
         ours, ref = figures
-        rows.append(("ratio (customer-updates / reference)", f"{ours.rate / ref.rate:.1f}x", "", "", "", "", "",
-                     f"{ours.cpu_ms_per_update / ref.cpu_ms_per_update:.2f}x" if ref.cpu_ms_per_update else "-"))
+        withheld = incomparable(ours.load, ref.load)
+        if withheld:  # the label stays, so that a reader sees the ratio was withheld and why (below)
+            rows.append(("ratio (customer-updates / reference)", "withheld", "", "", "", "", "", "withheld"))
+        else:
+            rows.append(("ratio (customer-updates / reference)", f"{ours.rate / ref.rate:.1f}x", "", "", "", "",
+                         "", f"{ours.cpu_ms_per_update / ref.cpu_ms_per_update:.2f}x" if ref.cpu_ms_per_update
+                         else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = [title, "| " + " | ".join(h.ljust(w) for h, w in zip(rows[0], widths, strict=True)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     for r in rows[1:]:
         lines.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) + " |")
+    for f in figures:
+        lines.append(f"machine during {f.system}'s throughput phase: {f.load.shown() if f.load else 'not read'}")
+    if withheld:
+        lines.append(f"ratio withheld: {withheld} (bench/README.md, 'Load and steal')")
+    lines.extend(_low_lines(figures))
     return "\n".join(lines) + "\n"
+
+
+def _low_lines(figures: list[Figures]) -> list[str]:
+    """Latency at low load, one update a message: p50 / p99 per paced rate and system."""
+    rates = sorted({rate for f in figures for rate in f.low})
+    if not rates:
+        return []
+    lines = ["", "latency at low load, one update a message (enqueue to stored result):",
+             "| system | " + " | ".join(f"p50 / p99 ms at {r}/s" for r in rates) + " |",
+             "|---|" + "---|" * len(rates)]
+    for f in figures:
+        cells = [f"{_ms(f.low[r][0])} / {_ms(f.low[r][1])}" if r in f.low else "-" for r in rates]
+        lines.append(f"| {f.system} | " + " | ".join(cells) + " |")
+    for f in figures:
+        for r in rates:
+            load = f.low.get(r, (None, None, None))[2]
+            lines.append(f"machine during {f.system} at {r}/s: {load.shown() if load else 'not read'}")
+    return lines
 
 
 def summary(tables: list[tuple[str, list[Figures]]]) -> str:

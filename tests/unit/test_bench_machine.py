@@ -63,3 +63,17 @@ def test_the_meter_reads_a_proc_directory(tmp_path: Path):
     assert meter.load.load_before == 0.5 and meter.load.load_after == 1.5
     assert meter.load.during.steal == pytest.approx(100 * 200 / 1100)
     assert meter.load.idle_before == 100.0  # nothing changed within the window: no ticks, all idle
+
+
+def test_the_run_table_withholds_its_ratio_when_the_loads_differ_and_says_why():
+    from bench.measure import Figures
+    from bench.report import table
+
+    ours = Figures("customer-updates", 100, 1000.0, 10, 20, 30, 500, 100, 0.1, phase(80, 1), {20: (5, 9, None)})
+    ref = Figures("plain Celery (reference)", 100, 100.0, 10, 20, 30, 50, 80, 1.0, phase(80, 20), {20: (7, 12, None)})
+    shown = table("t", [ours, ref])
+    assert "| ratio (customer-updates / reference) |  withheld |" in shown
+    assert "ratio withheld: steal differed by 19 points" in shown
+    assert "| customer-updates | 5 / 9 |" in shown
+    alike = table("t", [ours, Figures(**{**ref.__dict__, "load": phase(70, 3)})])
+    assert "10.0x" in alike and "withheld" not in alike
