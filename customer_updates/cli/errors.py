@@ -20,7 +20,8 @@ _NO_SCHEMA = ("no such table", "does not exist", "undefinedtable")
 EXTRA_OF_MODULE = {
     "sqlalchemy": "worker", "alembic": "worker", "yaml": "worker", "celery_batches": "worker", "re2": "worker",
     "prometheus_client": "worker", "psycopg": "postgres", "fastapi": "web", "starlette": "web",
-    "uvicorn": "web", "limits": "web", "xmltodict": "web", "defusedxml": "web", "flower": "flower",
+    "uvicorn": "web", "limits": "web", "xmltodict": "web", "defusedxml": "web", "fastapi_offline": "web",
+    "flower": "flower",
     "fakeredis": "demo", "lupa": "demo",
 }
 

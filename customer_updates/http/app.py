@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from customer_updates.http.errors import install_handlers
 from customer_updates.http.merge_schemas import HAND_READ_BODIES
@@ -66,8 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await ingress.aclose()
 
-    app = FastAPI(title="customer-updates HTTP ingress", version=_package_version(), description=DESCRIPTION,
-                  lifespan=lifespan)
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files installed with the
+    # package rather than from a CDN, so that they show behind a firewall or offline.
+    app = FastAPIOffline(title="customer-updates HTTP ingress", version=_package_version(), description=DESCRIPTION,
+                         lifespan=lifespan)
     app.state.ingress = ingress
     app.include_router(router)
     app.include_router(merge_router)
