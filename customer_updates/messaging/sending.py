@@ -45,12 +45,14 @@ def send_apply(commands: list[Any], *, celery: Celery, attempt: int = 0, countdo
 AWARDS_PER_TASK = 100
 
 
-def send_awards(outbox_ids: list[int], *, celery: Celery) -> None:
+def send_awards(outbox_ids: list[int], *, celery: Celery, parent_id: str | None = None) -> None:
+    """`parent_id`: the update task whose transaction decided the awards (Flower shows them as its children)."""
     # kombu's publish batch pipelines the messages: one round trip for a chunk's awards, not one each.
     with celery.producer_or_acquire() as producer, producer.batch():
         for start in range(0, len(outbox_ids), AWARDS_PER_TASK):
             celery.send_task(AWARD_TASK, kwargs={"outbox_ids": outbox_ids[start:start + AWARDS_PER_TASK]},
-                             queue=SIDE_EFFECTS_QUEUE, producer=producer, headers=sent_header())
+                             queue=SIDE_EFFECTS_QUEUE, producer=producer, headers=sent_header(),
+                             parent_id=parent_id, root_id=parent_id)
 
 
 def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:

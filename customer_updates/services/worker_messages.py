@@ -25,6 +25,7 @@ from customer_updates.rules.codes import Code, message
 from customer_updates.services import awards as award_service
 from customer_updates.services import failpoints
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
+from customer_updates.services.message_reports import MessageReports
 from customer_updates.services.publish import publish_outbox
 from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
@@ -44,6 +45,7 @@ class Message:
 
     commands: list[Any]
     attempt: int = 0
+    task_id: str | None = None  # the Celery task of the queue message (None: commands set aside, regrouped)
 
 
 def as_commands(kwargs: Any) -> list[Any] | None:
@@ -85,7 +87,7 @@ def may_retry(settings: Settings, attempt: int) -> bool:
 
 
 def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[list[int]], None],
-                   requeue: Callable[[Message, float], None]) -> None:
+                   requeue: Callable[[Message, float], None], reports: MessageReports | None = None) -> None:
     """Apply messages in transactions of at most `worker_batch_size` commands, message boundaries kept.
 
     Commands set aside because another worker's transaction held one of their customers go with the next
@@ -100,14 +102,14 @@ def apply_messages(rt: Runtime, messages: list[Message], send_awards: Callable[[
     set_aside: list[Message] = []
     for msg in _parts(messages, max(1, rt.settings.worker_batch_size)):
         if chunk and size + len(msg.commands) > rt.settings.worker_batch_size:
-            set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
+            set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue, reports)
             chunk, size = [], 0
         chunk.append(msg)
         size += len(msg.commands)
     if chunk:
-        set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue)
+        set_aside = _apply_chunk(rt, set_aside + chunk, send_awards, requeue, reports)
     if set_aside:
-        _apply_chunk(rt, set_aside, send_awards, requeue, wait_for_locks=True)
+        _apply_chunk(rt, set_aside, send_awards, requeue, reports, wait_for_locks=True)
 
 
 def _parts(messages: list[Message], most: int) -> Iterator[Message]:
@@ -116,11 +118,12 @@ def _parts(messages: list[Message], most: int) -> Iterator[Message]:
             yield msg
             continue
         for start in range(0, len(msg.commands), most):
-            yield Message(msg.commands[start:start + most], msg.attempt)
+            yield Message(msg.commands[start:start + most], msg.attempt, msg.task_id)
 
 
 def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[int]], None],
-                 requeue: Callable[[Message, float], None], wait_for_locks: bool = False) -> list[Message]:
+                 requeue: Callable[[Message, float], None], reports: MessageReports | None = None,
+                 wait_for_locks: bool = False) -> list[Message]:
     """Apply a chunk in one transaction. Returns the commands it set aside, untouched, because another
     transaction held one of their customers (none with `wait_for_locks`)."""
     started = time.perf_counter()
@@ -137,12 +140,13 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
             log.exception("unexpected error applying a message")
         if len(chunk) > 1:
             # One message may be the cause (or just unlucky): try each alone before backing off.
-            return [left for msg in chunk for left in _apply_chunk(rt, [msg], send_awards, requeue, wait_for_locks)]
-        _retry_or_dead_letter(rt, chunk[0], exc, requeue)
+            return [left for msg in chunk
+                    for left in _apply_chunk(rt, [msg], send_awards, requeue, reports, wait_for_locks)]
+        _retry_or_dead_letter(rt, chunk[0], exc, requeue, reports)
         return []
     failpoints.hit("after_commit")
     try:
-        _after_commit(rt, outcome, send_awards, time.perf_counter() - started)
+        _after_commit(rt, outcome, _awards_of(chunk, send_awards), time.perf_counter() - started, reports)
     except Exception as exc:
         # Committed, but the results did not reach Redis: a second delivery applies nothing and
         # publishes the stored results again (the batch task acks its messages whatever happens).
@@ -176,10 +180,10 @@ def _claim(rt: Runtime, chunk: list[Message],
             now.append(msg)
             continue
         later = [raw for raw, key in zip(msg.commands, keys, strict=True) if key in busy]
-        requeue(Message(later, msg.attempt), random.uniform(CLAIM_WAIT / 2, CLAIM_WAIT))
+        requeue(Message(later, msg.attempt, msg.task_id), random.uniform(CLAIM_WAIT / 2, CLAIM_WAIT))
         rest = [raw for raw, key in zip(msg.commands, keys, strict=True) if key not in busy]
         if rest:
-            now.append(Message(rest, msg.attempt))
+            now.append(Message(rest, msg.attempt, msg.task_id))
     log.info("deferred requests another worker is applying", extra={"commands": len(busy)})
     return now, claimed
 
@@ -196,11 +200,23 @@ def _release(rt: Runtime, claimed: set[claims.Key]) -> None:
         log.warning("request id claims not released", exc_info=True)
 
 
+def _awards_of(chunk: list[Message], send_awards: Callable[..., None]) -> Callable[[list[int]], None]:
+    """`send_awards` with the chunk's first task as the awards' parent, so that Flower shows them under it."""
+    parent = next((msg.task_id for msg in chunk if msg.task_id is not None), None)
+    if parent is None:
+        return send_awards
+    return lambda outbox_ids: send_awards(outbox_ids, parent_id=parent)
+
+
 def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[list[int]], None],
-                  duration: float) -> None:
+                  duration: float, reports: MessageReports | None = None) -> None:
     store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
+    if reports is not None:
+        reports.outcomes(outcome.outcomes)
     for raw, error in outcome.undecodable:
         _dead_letter_raw(rt, raw, error, attempts=1)
+        if reports is not None:
+            reports.commands_failed([raw], Code.DEAD_LETTERED)
     if outcome.outbox:
         try:
             with session_scope(rt.settings.database_url) as session:
@@ -230,15 +246,17 @@ def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
 
 
 def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
-                          requeue: Callable[[Message, float], None]) -> None:
+                          requeue: Callable[[Message, float], None], reports: MessageReports | None = None) -> None:
     error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     if may_retry(rt.settings, msg.attempt):
         delay = backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt)
         log.warning("retrying message", extra={"attempt": msg.attempt + 1, "delay_s": round(delay, 3),
                                                "commands": len(msg.commands), "error": type(exc).__name__})
-        requeue(Message(msg.commands, msg.attempt + 1), delay)
+        requeue(Message(msg.commands, msg.attempt + 1, msg.task_id), delay)
         return
-    _dead_letter_raw(rt, {"commands": msg.commands}, error, attempts=msg.attempt + 1)
+    _dead_letter_raw(rt, {"commands": msg.commands}, error, attempts=msg.attempt + 1, task_id=msg.task_id)
+    if reports is not None:
+        reports.dead_lettered(msg.task_id, msg.commands, error)
     # Results say so, so that a waiting producer is not left guessing; a replay overwrites them.
     results = []
     for raw in msg.commands:
@@ -252,14 +270,14 @@ def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
         log.warning("could not store dead-letter results", exc_info=True)
 
 
-def _dead_letter_raw(rt: Runtime, raw: Any, error: str, attempts: int) -> None:
-    log.error("dead letter", extra={"error": error[:300], "attempts": attempts})
-    push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts)
+def _dead_letter_raw(rt: Runtime, raw: Any, error: str, attempts: int, task_id: str | None = None) -> None:
+    log.error("dead letter", extra={"error": error[:300], "attempts": attempts, "task_id": task_id})
+    push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts, task_id=task_id)
 
 
-def dead_letter_body(rt: Runtime, raw: Any, error: str) -> None:
+def dead_letter_body(rt: Runtime, raw: Any, error: str, task_id: str | None = None) -> None:
     """A message whose body is not of the wire contract: it can never succeed, so no retry."""
-    _dead_letter_raw(rt, raw, error, attempts=1)
+    _dead_letter_raw(rt, raw, error, attempts=1, task_id=task_id)
 
 
 def award(rt: Runtime, outbox_ids: list[int]) -> int:
@@ -267,20 +285,28 @@ def award(rt: Runtime, outbox_ids: list[int]) -> int:
         return award_service.award_many(session, rt.orgs, outbox_ids, utcnow())
 
 
-def apply_requests(rt: Runtime, requests: list[Any], send_awards: Callable[[list[int]], None],
-                   send_apply: Callable[..., None]) -> None:
-    """Entry point of the apply task: `requests` are celery-batches SimpleRequests (kwargs of each)."""
+def apply_requests(rt: Runtime, requests: list[Any], send_awards: Callable[..., None],
+                   send_apply: Callable[..., None]) -> dict[str, dict[str, Any]]:
+    """Entry point of the apply task: `requests` are celery-batches SimpleRequests (kwargs of each).
+
+    Returns what became of each message, by task id (services/message_reports.py), for its task events."""
+    reports = MessageReports()
     messages = []
     for request in requests:
+        task_id = getattr(request, "id", None)
         commands = as_commands(request.kwargs)
+        reports.add(task_id, commands)
         if commands is None:
-            dead_letter_body(rt, {"args": request.args, "kwargs": request.kwargs},
-                             "message body is not {'commands': [...]}")
+            error = "message body is not {'commands': [...]}"
+            dead_letter_body(rt, {"args": request.args, "kwargs": request.kwargs}, error, task_id=task_id)
+            reports.dead_lettered(task_id, [], f"InvalidMessage: {error}")
             continue
         attempt = request.kwargs.get("attempt", 0)
-        messages.append(Message(commands, attempt if isinstance(attempt, int) else 0))
+        messages.append(Message(commands, attempt if isinstance(attempt, int) else 0, task_id))
 
     def requeue(msg: Message, delay: float) -> None:
         send_apply(msg.commands, attempt=msg.attempt, countdown=delay)
+        reports.requeued(msg.commands)
 
-    apply_messages(rt, messages, send_awards, requeue)
+    apply_messages(rt, messages, send_awards, requeue, reports)
+    return reports.as_result()

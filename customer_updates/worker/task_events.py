@@ -3,7 +3,9 @@
 celery-batches hands a worker's buffered messages to the pool as one call and sends no task events
 for them: Flower would show every apply message as sent and never done. `TaskEvents`, which the batching
 task (worker/batching.py) calls, sends per message what Celery's own request does: `task-received` when
-the batch is formed, `task-started` when the pool accepts it and `task-succeeded` when it returns. Events
+the batch is formed, `task-started` when the pool accepts it and, when it returns, `task-succeeded` with
+the message's report (services/message_reports.py) or `task-failed` when the message was dead-lettered.
+Each message gets its share of the batch's runtime by its number of commands. Events
 go from the worker's main process, like Celery's, over its event dispatcher's exchange, with the fields
 Celery's would have.
 
@@ -87,9 +89,51 @@ class TaskEvents:
         self._send(requests, "task-started")
 
     def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None:
-        # The batch reports problems per command (results, retries, dead letters), never by raising.
-        fields = {"result": repr(result), "runtime": runtime}
-        self._send(requests, "task-succeeded", lambda req: fields)
+        """The batch returned: each message is reported with its own share of the batch's runtime, as
+        `task-succeeded` with its report, or `task-failed` when it was dead-lettered (message_reports.py)."""
+        dispatcher = self._events_to()
+        if dispatcher is None or not requests:
+            return
+        reports = result if isinstance(result, dict) else {}
+        shares = runtime_shares(requests, reports, runtime)
+        done: list[Any] = []
+        failed: list[Any] = []
+        for request in requests:
+            report = reports.get(request.id)
+            (failed if isinstance(report, dict) and report.get("dead_letter") else done).append(request)
+
+        def succeeded_fields(req: Any) -> dict[str, Any]:
+            report = reports.get(req.id)
+            return {"result": repr(report if report is not None else None), "runtime": shares[req.id]}
+
+        def failed_fields(req: Any) -> dict[str, Any]:
+            reason = str(reports[req.id]["dead_letter"])
+            return {"exception": f"DeadLettered({reason!r})", "runtime": shares[req.id],
+                    "traceback": f"dead-lettered: {reason} (customer-updates dead-letters list)"}
+
+        events = batch_events(dispatcher, done, "task-succeeded", succeeded_fields) if done else []
+        if failed:
+            events += batch_events(dispatcher, failed, "task-failed", failed_fields)
+        publish_events(dispatcher, events)
+
+
+def commands_of(request: Any, report: Any) -> int:
+    """A message's commands: from its report, else from its kwargs (one when it has none)."""
+    if isinstance(report, dict) and isinstance(report.get("commands"), int):
+        return max(1, report["commands"])
+    try:
+        commands = request.kwargs.get("commands")
+    except Exception:
+        return 1
+    return max(1, len(commands)) if isinstance(commands, list) else 1
+
+
+def runtime_shares(requests: Collection[Any], reports: dict[str, Any], runtime: float) -> dict[str, float]:
+    """Each message's part of the batch's runtime, in proportion to its commands: summed over the batch they
+    make the batch's runtime, so Flower's totals are the worker's real time."""
+    weights = {req.id: commands_of(req, reports.get(req.id)) for req in requests}
+    total = sum(weights.values()) or 1
+    return {task_id: runtime * weight / total for task_id, weight in weights.items()}
 
 
 class NoTaskEvents:

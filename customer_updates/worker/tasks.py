@@ -19,8 +19,8 @@ from customer_updates.worker.batching import HandsOverRequest, PacedBatches
 from customer_updates.worker.celery_app import app, collect_after_batch
 
 
-def send_awards(outbox_ids: list[int]) -> None:
-    sending.send_awards(outbox_ids, celery=app)
+def send_awards(outbox_ids: list[int], parent_id: str | None = None) -> None:
+    sending.send_awards(outbox_ids, celery=app, parent_id=parent_id)
 
 
 def send_apply(commands: list[Any], attempt: int = 0, countdown: float | None = None) -> None:
@@ -41,11 +41,13 @@ class _AfterBatches(HandsOverRequest):
 
 
 @app.task(name=APPLY_TASK, base=_ApplyBatches, acks_late=True, reject_on_worker_lost=True)
-def apply_updates(requests: list[SimpleRequest]) -> None:
-    """At least once: acked after the batch returns; idempotency records make redelivery apply nothing."""
+def apply_updates(requests: list[SimpleRequest]) -> dict[str, dict[str, Any]]:
+    """At least once: acked after the batch returns; idempotency records make redelivery apply nothing.
+
+    Returns each message's report by task id, which the worker's main process sends as its task event."""
     rt = resources.current()
     try:
-        worker_messages.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
+        return worker_messages.apply_requests(rt, requests, send_awards=send_awards, send_apply=send_apply)
     finally:
         if rt.settings.worker_gc_threshold > 0:
             # With rare automatic collections (celery_app.tune_gc) the cycles a batch leaves would pile up.

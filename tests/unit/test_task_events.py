@@ -136,3 +136,52 @@ def test_a_batching_task_sends_its_events_over_the_dispatcher_of_the_consumer_it
     assert isinstance(batches.observer, TaskEvents) and batches.observer.dispatcher is dispatcher
     batches.observer.started([_request(1)])
     assert [event["uuid"] for event in dispatcher.producer.sent[0]["body"]] == ["task-1"]
+
+
+def _with_commands(n: int, commands: int) -> Any:
+    return SimpleNamespace(**vars(_request(n)), kwargs={"commands": [{}] * commands})
+
+
+def test_each_message_gets_its_share_of_the_batch_runtime_by_its_commands():
+    requests = [_with_commands(1, 1), _with_commands(2, 3), _with_commands(3, 0)]
+
+    shares = task_events.runtime_shares(requests, {"task-2": {"commands": 3}}, runtime=0.5)
+
+    assert shares == pytest.approx({"task-1": 0.1, "task-2": 0.3, "task-3": 0.1})
+    assert sum(shares.values()) == pytest.approx(0.5)
+
+
+def test_a_dead_lettered_message_is_a_failed_task_and_the_others_succeed_with_their_report():
+    dispatcher = _dispatcher()
+    requests = [_with_commands(1, 2), _with_commands(2, 2)]
+    reports = {"task-1": {"commands": 2, "applied": 1, "failed": 1, "codes": {"1000": 1, "1012": 1}},
+               "task-2": {"commands": 2, "applied": 0, "failed": 2, "codes": {"9001": 2},
+                          "dead_letter": "OperationalError"}}
+
+    _events(dispatcher).succeeded(requests, reports, 0.2)
+
+    events = {event["uuid"]: event for message in dispatcher.producer.sent for event in message["body"]}
+    assert events["task-1"]["type"] == "task-succeeded" and events["task-2"]["type"] == "task-failed"
+    assert events["task-1"]["result"] == repr(reports["task-1"])
+    assert events["task-2"]["exception"] == "DeadLettered('OperationalError')"
+    assert events["task-1"]["runtime"] == pytest.approx(0.1) and events["task-2"]["runtime"] == pytest.approx(0.1)
+
+
+def test_flowers_state_shows_a_dead_lettered_message_as_failure_and_counts_it_failed():
+    from celery.events.state import State
+
+    dispatcher = _dispatcher()
+    events_of = _events(dispatcher)
+    requests = [_with_commands(1, 1), _with_commands(2, 1)]
+    events_of.received(requests)
+    events_of.started(requests)
+    events_of.succeeded(requests, {"task-2": {"commands": 1, "dead_letter": "InvalidMessage"}}, 0.01)
+
+    state = State()
+    for message in dispatcher.producer.sent:
+        for event in message["body"]:
+            state.event({**event, "local_received": event["timestamp"]})  # as the receiver adds it
+
+    assert state.tasks["task-1"].state == "SUCCESS" and state.tasks["task-2"].state == "FAILURE"
+    assert state.tasks["task-2"].exception == "DeadLettered('InvalidMessage')"
+    assert state.tasks["task-1"].runtime == pytest.approx(0.005)
