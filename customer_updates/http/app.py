@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from prometheus_fastapi_instrumentator import Instrumentator
 
 from customer_updates.http.errors import install_handlers
 from customer_updates.http.merge_schemas import HAND_READ_BODIES
@@ -24,7 +25,8 @@ from customer_updates.settings import Settings, get_settings
 log = logging.getLogger("customer_updates.http")
 
 DESCRIPTION = """\
-A drop-in for the v1.1 `customer/update` and `customer/get` endpoints. Updates are validated,
+A drop-in for the v1.1 `customer/update` and `customer/get` endpoints, and for merge requests of
+`request/add`; with unmerges and a customer's history. Updates, merges and unmerges are validated,
 authenticated and queued; workers apply them. Authenticate with HTTP Basic: a till's username and,
 as the password, the MD5 hex of its password. The org is the one of the credentials.
 """
@@ -76,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(merge_router)
     install_handlers(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
+    # Request counts and latencies by route template (never the raw path, which may hold personal data).
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
