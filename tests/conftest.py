@@ -9,6 +9,7 @@ laptop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -161,11 +162,9 @@ def rabbitmq_url(rabbitmq_session_url: str) -> str:
 
     with Connection(rabbitmq_session_url) as conn:
         for name in (*QUEUES, DEAD_LETTER_QUEUE):
-            channel = conn.channel()
-            try:
-                channel.queue_delete(name)
-            except conn.channel_errors:
-                pass  # not declared yet (a failed operation closes the channel)
+            # A queue not declared yet: the failed delete closes only its own channel.
+            with contextlib.suppress(*conn.channel_errors):
+                conn.channel().queue_delete(name)
     return rabbitmq_session_url
 
 

@@ -48,14 +48,23 @@ def quorum_arguments(settings: Settings) -> dict[str, Any]:
             "x-delivery-limit": settings.amqp_delivery_limit}
 
 
+class DeadLetteredQueue(Queue):
+    """A quorum queue that declares its dead-letter exchange and queue first: RabbitMQ drops what a queue
+    dead-letters while the exchange is missing, and a producer or any consumer may declare the queue first."""
+
+    def declare(self, nowait: bool = False, channel: Any = None) -> str:
+        dead_letter_queue().declare(nowait=nowait, channel=channel or self.channel)
+        return str(super().declare(nowait=nowait, channel=channel))
+
+
 def queue_declarations(settings: Settings) -> list[Queue]:
     """Our queues as declared on this broker: quorum queues on RabbitMQ, lists on Redis."""
     if not is_amqp(settings.celery_broker_url):
         return list(QUEUE_DECLARATIONS)
     # With x-queue-type in the queue arguments Celery sees quorum queues (worker_detect_quorum_queues) and
     # uses a per-consumer prefetch: quorum queues refuse global QoS.
-    return [Queue(queue.name, EXCHANGE, routing_key=queue.routing_key, durable=True,
-                  queue_arguments=quorum_arguments(settings)) for queue in QUEUE_DECLARATIONS]
+    return [DeadLetteredQueue(queue.name, EXCHANGE, routing_key=queue.routing_key, durable=True,
+                              queue_arguments=quorum_arguments(settings)) for queue in QUEUE_DECLARATIONS]
 
 
 def dead_letter_queue() -> Queue:

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import random
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -117,12 +118,12 @@ def prepare_database(url: str, customers: int, org_id: int = 1) -> None:
     assert report.loaded == customers, report.errors[:3]
 
 
-def publish(redis_url: str, messages: list[list[dict[str, Any]]]) -> None:
-    """Send messages the way producers do (protocol 2, JSON) to the broker at `redis_url`."""
+def publish(redis_url: str, messages: list[list[dict[str, Any]]], broker_url: str = "") -> None:
+    """Send messages the way producers do (protocol 2, JSON) to the broker (`broker_url`, else `redis_url`)."""
     from customer_updates.messaging.broker import producer_app
     from customer_updates.messaging.sending import publish_many
 
-    app = producer_app(Settings(REDIS_URL=redis_url))
+    app = producer_app(Settings(REDIS_URL=redis_url, broker_url=broker_url))
     try:
         publish_many(messages, celery=app)
     finally:
@@ -152,13 +153,26 @@ def push_raw(redis_url: str, *items: bytes) -> None:
     client.close()
 
 
-def broker_backlog(client: redis.Redis) -> dict[str, int]:
+def broker_backlog(client: redis.Redis, broker_url: str = "") -> dict[str, int]:
+    """Messages waiting in our queues, and taken but not acknowledged (on RabbitMQ, asked of rabbitmqctl)."""
+    if broker_url:
+        return rabbitmq_backlog(broker_url)
     return {"queued": int(client.llen(UPDATES_QUEUE)) + int(client.llen(SIDE_EFFECTS_QUEUE)),
             "unacked": int(client.hlen("unacked"))}
 
 
+def rabbitmq_backlog(broker_url: str) -> dict[str, int]:
+    vhost = broker_url.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages_ready",
+                          "messages_unacknowledged", "--formatter", "json"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    ours = [q for q in json.loads(out) if q["name"] in (UPDATES_QUEUE, SIDE_EFFECTS_QUEUE)]
+    return {"queued": sum(int(q["messages_ready"]) for q in ours),
+            "unacked": sum(int(q["messages_unacknowledged"]) for q in ours)}
+
+
 def wait_until_done(db_url: str, redis_url: str, workload: Workload, timeout: float = 240,
-                    extra_request_ids: int = 0) -> float:
+                    extra_request_ids: int = 0, broker_url: str = "") -> float:
     """Wait until every command has a result, follow-on awards are done and the broker has drained.
 
     Returns the seconds it took. Raises with a description of what is still missing on timeout.
@@ -176,8 +190,10 @@ def wait_until_done(db_url: str, redis_url: str, workload: Workload, timeout: fl
                     select(func.count()).select_from(t.OutboxEntry)
                     .where(t.OutboxEntry.kind == "award", t.OutboxEntry.done_at.is_(None)))
             records, awards_open = records or 0, awards_open or 0
-            state = {"records": records, "awards_open": awards_open, **broker_backlog(client)}
-            if records >= want and awards_open == 0 and state["queued"] == 0 and state["unacked"] == 0:
+            state = {"records": records, "awards_open": awards_open}
+            if records >= want and awards_open == 0:  # asked only then: rabbitmqctl takes a second
+                state.update(broker_backlog(client, broker_url))
+            if state.get("queued") == 0 and state.get("unacked") == 0:
                 return time.monotonic() - started
             time.sleep(0.5)
     finally:
@@ -185,7 +201,7 @@ def wait_until_done(db_url: str, redis_url: str, workload: Workload, timeout: fl
     raise AssertionError(f"not done after {timeout}s: {state} (want {want} records)")
 
 
-def check_outcome(db_url: str, redis_url: str, workload: Workload) -> dict[str, int]:
+def check_outcome(db_url: str, redis_url: str, workload: Workload, broker_url: str = "") -> dict[str, int]:
     """The guarantees of DESIGN §2, checked against the reference model. Returns figures for the report."""
     client = redis.Redis.from_url(redis_url)
     ids = workload.request_ids
@@ -228,7 +244,8 @@ def check_outcome(db_url: str, redis_url: str, workload: Workload) -> dict[str, 
     # No message is left unacknowledged for ever. Beat keeps sending relay tasks, so one may be in flight
     # at any instant: the backlog must reach zero again soon, not stay at zero.
     deadline = time.monotonic() + 15
-    while (backlog := broker_backlog(client)) != {"queued": 0, "unacked": 0} and time.monotonic() < deadline:
+    while (backlog := broker_backlog(client, broker_url)) != {"queued": 0, "unacked": 0} \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
     client.close()
     assert backlog == {"queued": 0, "unacked": 0}, backlog
@@ -267,10 +284,11 @@ class PacedPublisher:
     """Publishes messages in the background over about `seconds`, so that faults land mid-run."""
 
     def __init__(self, redis_url: str, messages: list[list[dict[str, Any]]], seconds: float = 10,
-                 per_send: int = 5) -> None:
+                 per_send: int = 5, broker_url: str = "") -> None:
         import threading
 
         self.redis_url, self.messages, self.per_send = redis_url, messages, per_send
+        self.broker_url = broker_url
         self.pause = seconds / max(1, len(messages) / per_send)
         self.errors: list[BaseException] = []
         self.resends = 0
@@ -290,7 +308,7 @@ class PacedPublisher:
         deadline = time.monotonic() + 60
         while True:
             try:
-                publish(self.redis_url, messages)
+                publish(self.redis_url, messages, self.broker_url)
                 return
             except Exception:
                 self.resends += 1

@@ -21,16 +21,17 @@ from tests.system.harness import (
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 
-def test_killed_pool_child_and_killed_worker_lose_nothing_and_apply_nothing_twice(pg_url, redis_url,
+def test_killed_pool_child_and_killed_worker_lose_nothing_and_apply_nothing_twice(pg_url, redis_url, broker_url,
                                                                                  start_worker, report):
     workload = build_workload(seed=1)
     prepare_database(pg_url, workload.customers)
     # Follow-on awards and the outbox relay run in a worker of their own, so the killed worker's
     # children are all pool processes of the update queue.
     side = start_worker(pg_url, redis_url, concurrency=1, beat=True, queues="customer_updates.side_effects",
-                 **WORKER_SETTINGS)
-    worker = start_worker(pg_url, redis_url, concurrency=2, queues="customer_updates", **WORKER_SETTINGS)
-    publisher = PacedPublisher(redis_url, workload.messages(), seconds=12).start()
+                        broker_url=broker_url, **WORKER_SETTINGS)
+    worker = start_worker(pg_url, redis_url, concurrency=2, queues="customer_updates", broker_url=broker_url,
+                          **WORKER_SETTINGS)
+    publisher = PacedPublisher(redis_url, workload.messages(), seconds=12, broker_url=broker_url).start()
     total = len(workload.commands)
 
     wait_for_records(pg_url, 1, total // 5)
@@ -42,11 +43,12 @@ def test_killed_pool_child_and_killed_worker_lose_nothing_and_apply_nothing_twic
     worker.kill(signal.SIGKILL)
     worker.process.wait(10)
     publisher.join()
-    restarted = start_worker(pg_url, redis_url, concurrency=2, queues="customer_updates", **WORKER_SETTINGS)
+    restarted = start_worker(pg_url, redis_url, concurrency=2, queues="customer_updates", broker_url=broker_url,
+                             **WORKER_SETTINGS)
 
-    seconds = wait_until_done(pg_url, redis_url, workload)
+    seconds = wait_until_done(pg_url, redis_url, workload, broker_url=broker_url)
 
-    figures = check_outcome(pg_url, redis_url, workload)
+    figures = check_outcome(pg_url, redis_url, workload, broker_url=broker_url)
     assert restarted.process.poll() is None
     outcomes = outcomes_in_logs(side, worker, restarted)
     report(**figures, drain_after_restart_seconds=round(seconds, 1), redelivered=outcomes["duplicate"])
