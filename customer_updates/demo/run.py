@@ -1,8 +1,9 @@
 """`customer-updates demo`: the whole flow once, on a machine with nothing but Python.
 
 Database: a new SQLite file in a new temporary folder (or `--dir`), never the configured DATABASE_URL,
-so the demo cannot touch real data. Redis: REDIS_URL when a Redis answers there and no other worker
-listens on it; otherwise an embedded one (see `embedded_redis`). A real worker (with beat, so the outbox
+so the demo cannot touch real data. Redis: REDIS_URL when it is set in the environment, a Redis answers
+there and no other worker listens on it; otherwise an embedded one (see `embedded_redis`), never the
+default localhost:6379/0 merely because something answers there. A real worker (with beat, so the outbox
 relay runs) applies a realistic batch; the summary reads results and customers back.
 Every process the demo starts is stopped when it ends, also on Ctrl-C or SIGTERM.
 """
@@ -133,7 +134,12 @@ class Demo:
 
     def _redis(self) -> str:
         url = get_settings().redis_url
-        if answers(url):
+        # Only a Redis the user named: a Redis that merely answers at the default address may hold someone's
+        # data, and the demo writes results, events and queue keys.
+        named = any(os.environ.get(name) for name in ("REDIS_URL", "CUSTOMER_UPDATES_REDIS_URL"))
+        if not named:
+            reason = "REDIS_URL is not set"
+        elif answers(url):
             waiting = _messages_waiting(url)
             if not waiting and not _workers_listening(url):
                 self.console.print(f"redis: {url} (REDIS_URL)")
