@@ -150,6 +150,7 @@ class Coalescer:
         self._oldest: float | None = None  # when the oldest pending buffered submission came
         self._urgent = False  # a durable submission or a flush() waits
         self._flushing = False  # a flush is under way (in the flusher thread or a caller's)
+        self._waiters = 0  # callers waiting in flush() or for room in the buffer
         self._submitted = self._flushed = 0
         self._failures: list[EnqueueFailed] = []
         self._thread: threading.Thread | None = None
@@ -165,7 +166,9 @@ class Coalescer:
             while not submission.durable and self._held and self._held + submission.size > self._limit:
                 self._urgent = True
                 self._cond.notify_all()
+                self._waiters += 1
                 self._cond.wait()  # back-pressure: the buffer holds at most `limit` buffered commands
+                self._waiters -= 1
                 if self._closed:
                     raise ProducerClosed("this producer is closed")
             wake = not self._pending or submission.durable
@@ -185,7 +188,8 @@ class Coalescer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="customer-updates-producer", daemon=True)
                 self._thread.start()
-            if wake or self._held >= self._limit:  # else the flusher is already timing the linger
+            # Woken only when it has to act: each wake-up is a thread switch that competes for the GIL.
+            if work is None and (wake or self._held >= self._limit):
                 self._cond.notify_all()
         if work is not None:
             self._complete(*work)
@@ -198,7 +202,9 @@ class Coalescer:
             self._urgent = True
             self._cond.notify_all()
             while self._flushed < wanted and self._thread is not None:
+                self._waiters += 1
                 self._cond.wait()
+                self._waiters -= 1
             failures, self._failures = self._failures, []
         if failures:
             raise EnqueueFailed([rid for f in failures for rid in f.request_ids],
@@ -266,7 +272,8 @@ class Coalescer:
             self._flushing = False
             if lost is not None:
                 self._failures.append(lost)
-            self._cond.notify_all()
+            if self._pending or self._waiters or self._closed:
+                self._cond.notify_all()
 
 
 def _close_at_exit(ref: weakref.ReferenceType[Coalescer]) -> None:
