@@ -1,4 +1,4 @@
-# Sourced by scripts/test: make sure the PostgreSQL and Redis the tests use are running on loopback.
+# Sourced by scripts/test: make sure the PostgreSQL, Redis and RabbitMQ the tests use are running on loopback.
 # Check first, then start (never restart a running server). Skipped with CU_START_SERVICES=0.
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
@@ -39,7 +39,28 @@ ensure_postgres() {
   echo "!! PostgreSQL did not start" >&2
 }
 
+rabbitmq_answers() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+ensure_rabbitmq() {
+  if rabbitmq_answers; then return 0; fi
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing rabbitmq-server"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    else
+      echo "!! RabbitMQ is not running at 127.0.0.1:5672 and rabbitmq-server is not installed" >&2; return 0
+    fi
+  fi
+  # The tests make a vhost per session with rabbitmqctl (guest/guest is allowed on loopback by default).
+  echo "==> starting RabbitMQ on 127.0.0.1:5672"
+  rabbitmq-server -detached || true
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+  for _ in $(seq 100); do rabbitmq_answers && return 0; sleep 0.5; done
+  echo "!! RabbitMQ did not start" >&2
+}
+
 if [ "${CU_START_SERVICES:-1}" != "0" ]; then
   ensure_redis
   ensure_postgres
+  ensure_rabbitmq
 fi
