@@ -155,3 +155,53 @@ def test_the_dockerfile_installs_the_lock_before_it_copies_the_code_on_a_pinned_
     copy_code = next(i for i, line in enumerate(lines) if line.startswith("COPY customer_updates"))
     assert copy_lock < install < copy_code
     assert "--no-deps ." in lines[next(i for i in range(copy_code, len(lines)) if "pip install" in lines[i])]
+
+
+LONG_RUNNING = ("worker", "beat", "flower", "web", "metrics")
+
+
+def test_compose_follows_the_compose_specification():
+    from compose_pydantic import ComposeSpecification
+
+    document = {key: value for key, value in compose().items() if not key.startswith("x-")}  # extension fields
+    ComposeSpecification.model_validate(document)
+
+
+def test_the_specification_check_catches_a_misspelled_key():
+    from compose_pydantic import ComposeSpecification
+    from pydantic import ValidationError
+
+    document = {key: value for key, value in compose().items() if not key.startswith("x-")}
+    document["services"]["worker"]["stop_grace_periods"] = "60s"
+    with pytest.raises(ValidationError):
+        ComposeSpecification.model_validate(document)
+
+
+@pytest.mark.parametrize("service", LONG_RUNNING)
+def test_each_long_running_service_proves_it_is_alive_stops_gracefully_and_rotates_its_logs(service):
+    spec = compose()["services"][service]
+    test = spec["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert spec["healthcheck"]["interval"] and spec["healthcheck"]["retries"] >= 1
+    assert re.fullmatch(r"\d+s", spec["stop_grace_period"])
+    assert spec["logging"]["driver"] == "json-file"
+    assert {"max-size", "max-file"} <= set(spec["logging"]["options"])
+    probe = " ".join(test[1:])
+    if service in ("web", "flower", "metrics"):  # an HTTP answer on the port the command listens on
+        port = spec["command"][spec["command"].index("--port") + 1]
+        assert f"http://127.0.0.1:{port}/" in probe
+    if service == "worker":  # a ping of this container's own worker node
+        assert "--node celery@$$HOSTNAME" in probe or "ping -d celery@$$HOSTNAME" in probe
+    if service == "beat":  # beat keeps writing the schedule it was given
+        schedule = spec["command"][spec["command"].index("--schedule") + 1]
+        assert schedule in probe
+
+
+def test_compose_requires_the_secrets_instead_of_defaulting_them():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "${POSTGRES_PASSWORD:?" in text and "${FLOWER_BASIC_AUTH:?" in text
+    assert not re.search(r"\$\{(POSTGRES_PASSWORD|FLOWER_BASIC_AUTH)(:?-)", text)
+    for service in ("postgres", "worker", "beat", "flower", "web", "metrics", "migrate"):
+        environment = compose()["services"][service]["environment"]
+        secret = environment.get("POSTGRES_PASSWORD") or environment["DATABASE_URL"]
+        assert "${POSTGRES_PASSWORD:?" in secret, service
