@@ -54,7 +54,9 @@ def apply_updates(requests: list[SimpleRequest]) -> dict[str, dict[str, Any]]:
             collect_after_batch()
 
 
-@app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=_AfterBatches)
+# max_retries=None: Celery would stop at its default of 3 retries; `may_retry` (the retry budget) decides.
+@app.task(name=AWARD_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,
+          Request=_AfterBatches)
 def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] | None = None) -> Any:
     """At least once; safe because the outbox rows are marked done in the awards' own transaction.
 
@@ -72,7 +74,7 @@ def award_points(self: Any, outbox_id: int | None = None, outbox_ids: list[int] 
         if not worker_messages.may_retry(rt.settings, retries):
             raise  # acked as failed; the relay republishes awards still not done, minutes later
         delay = worker_messages.backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, retries)
-        raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @app.task(name=RELAY_TASK, acks_late=True, Request=_AfterBatches)
