@@ -24,7 +24,9 @@ def test_enqueue_prints_each_request_id_that_result_then_reads(redis_url, tmp_pa
     assert "customer-updates result ID --org 1" in done.stderr
 
     client = redis.Redis.from_url(redis_url)
-    manifest = json.loads(client.get(batch_key(1, batch_id)))
+    raw = client.get(batch_key(1, batch_id))
+    assert raw is not None
+    manifest = json.loads(raw)
     assert [request_id for request_id, _ in manifest] == printed
 
     request_id, payload_hash = manifest[0]

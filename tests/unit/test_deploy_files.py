@@ -111,7 +111,7 @@ def test_the_check_refuses_a_command_the_cli_does_not_have():
 def lock_pins() -> dict[str, str]:
     from packaging.utils import canonicalize_name
 
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "requirements.lock").read_text().splitlines():
         if line and not line.startswith((" ", "#")):
             name, version = line.split(" ")[0].split("==")
