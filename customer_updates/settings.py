@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     dead_letter_key: str = Field(
         "customer_updates.dead_letters", description="Redis list holding dead-lettered raw messages."
     )
+    metrics_dir: str = Field(
+        "", description="Folder where a worker's processes write their Prometheus counters for `customer-updates "
+        "metrics` on the same host (PROMETHEUS_MULTIPROC_DIR; empty: the counters are not served).",
+    )
     dead_letter_retention_days: float = Field(
         30.0, description="Dead letters older than this are purged by beat's purge task (0: kept until dropped)."
     )

@@ -25,6 +25,9 @@ def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     import redis
 
     from customer_updates.messaging.broker import drop_stale_bindings
+    from customer_updates.ops.worker_metrics import use_dir
+
+    use_dir(get_settings().metrics_dir)  # before the worker imports prometheus_client (its pool inherits it)
     from customer_updates.worker import app
 
     try:

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the service as a whole: queue depths, waiting age, outbox backlog, dead letters.
+"""Prometheus metrics of the service as a whole: queue depths, waiting age, outbox backlog, dead letters,
+and the counters of this host's workers (ops/worker_metrics.py) when `metrics_dir` is set.
 
 Flower's `/metrics` covers the workers and their tasks; this exporter covers what Flower cannot see
 (messages nobody took yet, follow-on work not done, dead letters). Each scrape takes one `health`
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from customer_updates.ops import health
@@ -62,9 +66,29 @@ class HealthCollector(Collector):
                 yield gauge
 
 
+class BuildInfo(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = GaugeMetricFamily(f"{PREFIX}_build_info", "Always 1: the version of customer-updates serving this.",
+                                 labels=["version"])
+        info.add_metric([package_version()], 1.0)
+        yield info
+
+
+def package_version() -> str:
+    try:
+        return version("customer-updates")
+    except PackageNotFoundError:
+        return "0"
+
+
 def registry(settings: Settings) -> CollectorRegistry:
+    """The health gauges, the build info, and the counters the workers of this host write to `metrics_dir`."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(HealthCollector(settings))
+    reg.register(BuildInfo())
+    if settings.metrics_dir:
+        Path(settings.metrics_dir).mkdir(parents=True, exist_ok=True)
+        MultiProcessCollector(reg, path=settings.metrics_dir)
     return reg
 
 

@@ -21,6 +21,7 @@ from customer_updates.messaging.dead_letters import push_dead_letter
 from customer_updates.messaging.results import store_results
 from customer_updates.models.commands import payload_hash, utcnow
 from customer_updates.models.results import failed_item
+from customer_updates.ops import worker_metrics
 from customer_updates.rules.codes import Code, message
 from customer_updates.services import awards as award_service
 from customer_updates.services import failpoints
@@ -224,6 +225,8 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[lis
         except Exception:  # the relay republishes what was not confirmed
             log.warning("outbox publish deferred to relay", exc_info=True)
     _log_outcomes(outcome, duration)
+    worker_metrics.commands(outcome.outcomes, len(outcome.deferred), worker_metrics.merges_in(outcome.outbox),
+                            duration)
 
 
 def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
@@ -253,6 +256,7 @@ def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
         log.warning("retrying message", extra={"attempt": msg.attempt + 1, "delay_s": round(delay, 3),
                                                "commands": len(msg.commands), "error": type(exc).__name__})
         requeue(Message(msg.commands, msg.attempt + 1, msg.task_id), delay)
+        worker_metrics.retried()
         return
     _dead_letter_raw(rt, {"commands": msg.commands}, error, attempts=msg.attempt + 1, task_id=msg.task_id)
     if reports is not None:
@@ -273,6 +277,7 @@ def _retry_or_dead_letter(rt: Runtime, msg: Message, exc: BaseException,
 def _dead_letter_raw(rt: Runtime, raw: Any, error: str, attempts: int, task_id: str | None = None) -> None:
     log.error("dead letter", extra={"error": error[:300], "attempts": attempts, "task_id": task_id})
     push_dead_letter(rt.redis, rt.settings.dead_letter_key, raw, error, attempts, task_id=task_id)
+    worker_metrics.dead_lettered()
 
 
 def dead_letter_body(rt: Runtime, raw: Any, error: str, task_id: str | None = None) -> None:
