@@ -225,4 +225,8 @@ def test_the_openapi_document_describes_bodies_responses_and_auth(call):
     assert item["firstname"]["anyOf"][0]["maxLength"] == 100
     assert document["components"]["securitySchemes"]["HTTPBasic"]["scheme"] == "basic"
     assert set(document["paths"]) == {"/v1.1/customer/update", "/v1.1/customer/update/result",
-                                      "/v1.1/customer/get"}
+                                      "/v1.1/customer/get", "/v1.1/request/add", "/v1.1/customer/unmerge",
+                                      "/v1.1/customer/history"}
+    for path, body in (("/v1.1/request/add", "RequestAddBody"), ("/v1.1/customer/unmerge", "UnmergeBody")):
+        schema = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{body}"} and body in document["components"]["schemas"]
