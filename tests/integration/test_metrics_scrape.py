@@ -61,3 +61,19 @@ def test_the_ingress_serves_request_counts_by_route_on_metrics(pg_url: str, redi
     key = next(k for k in after if k[0] == "http_requests_total" and ("handler", "/v1.1/customer/get") in k[1])
     assert after[key] - before.get(key, 0) == 3
     assert "919800000001" not in client.get("/metrics").text
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_one_the_service_serves():
+    import json
+    import re
+
+    from tests.conftest import ROOT
+
+    dashboard = json.loads((Path(ROOT) / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {name for expr in exprs for name in re.findall(r"\b(customer_updates_[a-z_]+)", expr)}
+    served = (Path(ROOT) / "customer_updates" / "ops").glob("*metrics.py")
+    source = "".join(path.read_text() for path in served)
+    for name in names:
+        base = re.sub(r"_(total|bucket|count|sum)$", "", name).removeprefix("customer_updates_")
+        assert base in source, name
