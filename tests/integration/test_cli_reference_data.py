@@ -128,7 +128,7 @@ def test_customer_get_and_merges_list_show_a_merge(loaded_db, redis_url, start_w
                                 .order_by(t.AuditEntry.user_id)).all()
     # On both customers, so that each one's history shows it (SPEC §8).
     assert [(a.user_id, a.previous, a.new) for a in audit] == [
-        (uid, str(dana.user_id), str(ben_id)) for uid in sorted((ben_id, int(dana.user_id)))]
+        (uid, str(dana.user_id), str(ben_id)) for uid in sorted((int(ben_id or 0), int(dana.user_id)))]
 
 
 def test_customer_get_of_an_unknown_customer_says_1012(loaded_db, redis_url):
