@@ -15,11 +15,14 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import redis
 
 from bench import report, seed
+from bench.brokers import broker_urls, empty_queues
 from bench.measure import Figures, measure, median_figures
 from bench.seed import Layout
 from bench.targets import CustomerUpdates, PlainCelery, Target, reset_counts
@@ -65,31 +68,38 @@ def run(args: argparse.Namespace) -> int:
         seed.seed(url, layout)
         tables = []
         run_number = 0
-        for message_size in parse_counts(args.message_size):
-            for workers in parse_counts(args.workers):
-                per_system: dict[str, list[Figures]] = {}
-                for repeat in range(args.repeat):
-                    targets: list[tuple[Target, int]] = [
-                        (CustomerUpdates(url, redis_url, message_size, env), args.updates)]
-                    if not args.no_reference:
-                        targets.append((PlainCelery(url, redis_url), args.reference_updates))
-                    for target, count in targets:
-                        empty_redis(client)
-                        reset_counts(url)
-                        workload = Workload(layout, seed=1000 * run_number + repeat, run=run_number)
-                        run_number += 1
-                        print(f"  {target.name}: {count:,} updates, {message_size}/message, {workers} worker(s), "
-                              f"run {repeat + 1}/{args.repeat}", file=sys.stderr, flush=True)
-                        figures = measure(target, workload, count, workers, message_size, args.latency_seconds,
-                                          log_dir, args.timeout, tuple(parse_counts(args.low_rates)))
-                        target.close()
-                        print("   ", report.one_line(figures), f"load={os.getloadavg()[0]:.2f}", file=sys.stderr,
-                              flush=True)
-                        per_system.setdefault(target.name, []).append(figures)
-                medians = [median_figures(runs) for runs in per_system.values()]
-                tables.append((f"{args.db}, {message_size} update(s)/message, {workers} worker process(es), "
-                               f"median of {args.repeat}", medians))
-                print(report.table(*tables[-1]), flush=True)
+        with broker_urls([b.strip() for b in args.broker.split(",") if b.strip()]) as brokers:
+            for message_size in parse_counts(args.message_size):
+                for workers in parse_counts(args.workers):
+                    per_system: dict[str, list[Figures]] = {}
+                    for repeat in range(args.repeat):
+                        # Made one at a time, just before its run: the reference's app follows the last broker.
+                        targets: list[tuple[Callable[[], Target], int, str]] = []
+                        for broker_url in brokers.values():
+                            targets.append((partial(CustomerUpdates, url, redis_url, message_size, env, broker_url),
+                                            args.updates, broker_url))
+                            if not args.no_reference:
+                                targets.append((partial(PlainCelery, url, redis_url, broker_url),
+                                                args.reference_updates, broker_url))
+                        for make_target, count, broker_url in targets:
+                            target = make_target()
+                            empty_redis(client)
+                            empty_queues(broker_url)
+                            reset_counts(url)
+                            workload = Workload(layout, seed=1000 * run_number + repeat, run=run_number)
+                            run_number += 1
+                            print(f"  {target.name}: {count:,} updates, {message_size}/message, {workers} worker(s), "
+                                  f"run {repeat + 1}/{args.repeat}", file=sys.stderr, flush=True)
+                            figures = measure(target, workload, count, workers, message_size, args.latency_seconds,
+                                              log_dir, args.timeout, tuple(parse_counts(args.low_rates)))
+                            target.close()
+                            print("   ", report.one_line(figures), f"load={os.getloadavg()[0]:.2f}",
+                                  file=sys.stderr, flush=True)
+                            per_system.setdefault(target.name, []).append(figures)
+                    medians = [median_figures(runs) for runs in per_system.values()]
+                    tables.append((f"{args.db}, {message_size} update(s)/message, {workers} worker process(es), "
+                                   f"median of {args.repeat}", medians))
+                    print(report.table(*tables[-1]), flush=True)
         if len(tables) > 1:
             print(report.summary(tables))
     finally:
@@ -119,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--low-rates", default="20,200",
                    help="paced rates (updates/s, one a message) of the low-load latency phases; empty: skip")
     r.add_argument("--no-reference", action="store_true", help="measure customer-updates only")
+    r.add_argument("--broker", default="redis",
+                   help="redis, rabbitmq or both (redis,rabbitmq): each system is measured on each broker")
     r.add_argument("--redis-db", type=int, default=13)
     r.add_argument("--log-level", default="INFO", help="customer-updates worker log level")
     r.add_argument("--timeout", type=float, default=600, help="give up on a run after this many seconds")

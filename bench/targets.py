@@ -35,12 +35,15 @@ class Target(Protocol):
 class CustomerUpdates:
     name = "customer-updates"
 
-    def __init__(self, database_url: str, redis_url: str, message_size: int, env: dict[str, str]) -> None:
+    def __init__(self, database_url: str, redis_url: str, message_size: int, env: dict[str, str],
+                 broker_url: str = "") -> None:
         self.database_url = database_url
         self.redis_url = redis_url
-        self.env = env
+        self.env = {**env, "CUSTOMER_UPDATES_BROKER_URL": broker_url} if broker_url else env
+        if broker_url:
+            self.name = f"{self.name} on RabbitMQ"
         self.message_size = message_size
-        self.producer = Producer(Settings(DATABASE_URL=database_url, REDIS_URL=redis_url,
+        self.producer = Producer(Settings(DATABASE_URL=database_url, REDIS_URL=redis_url, broker_url=broker_url,
                                           producer_message_size=message_size))
         self.engine = create_engine(normalise_url(database_url))
         self.redis = redis.Redis.from_url(redis_url)
@@ -91,10 +94,17 @@ class CustomerUpdates:
 class PlainCelery:
     name = "plain Celery (reference)"
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, broker_url: str = "") -> None:
         self.database_url = database_url
-        self.redis_url = redis_url
-        reference.app.conf.broker_url = redis_url
+        self.redis_url = broker_url or redis_url  # the reference keeps nothing on Redis: only its broker
+        if broker_url:
+            self.name = f"{self.name} on RabbitMQ"
+        if reference.app.conf.broker_url != self.redis_url:
+            # The app caches the connection and producer pools of its first broker URL (kombu keeps one
+            # pool per URL, shared with the producer's app: left open).
+            reference.app.conf.broker_url = self.redis_url
+            reference.app._pool = None
+            reference.app.amqp._producer_pool = None
         self.engine = create_engine(normalise_url(database_url))
 
     def enqueue(self, updates: list[Update]) -> None:
