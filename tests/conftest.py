@@ -135,6 +135,26 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+def _drop_orphan_vhosts() -> None:
+    """Remove the vhosts of test sessions whose process is gone (killed before their teardown)."""
+    out = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name", "--no-table-headers"], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    for name in out.split():
+        parts = name.split("_")
+        if len(parts) == 4 and parts[:2] == ["cu", "test"] and parts[2].isdigit() and not _alive(int(parts[2])):
+            _rabbitmqctl("delete_vhost", name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_session_url() -> Iterator[str]:
     """A RabbitMQ vhost of this test session's own (made and removed with rabbitmqctl)."""
@@ -143,6 +163,7 @@ def rabbitmq_session_url() -> Iterator[str]:
     try:
         with Connection(RABBITMQ_BASE_URL + "/", connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1)
+        _drop_orphan_vhosts()
         vhost = f"cu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         user = RABBITMQ_BASE_URL.split("://", 1)[1].split(":", 1)[0]
         _rabbitmqctl("add_vhost", vhost)
