@@ -6,7 +6,8 @@ The public face is the producer library; everything else is reached through the 
 from __future__ import annotations
 
 from customer_updates.errors import CustomerUpdatesError, InvalidBody, NotFound, UnknownOrg
+from customer_updates.async_producer import AsyncProducer
 from customer_updates.producer import BatchReceipt, Producer
 
-__all__ = ["BatchReceipt", "CustomerUpdatesError", "InvalidBody", "NotFound", "Producer", "UnknownOrg"]
+__all__ = ["AsyncProducer", "BatchReceipt", "CustomerUpdatesError", "InvalidBody", "NotFound", "Producer", "UnknownOrg"]
 __version__ = "0.1.0"
