@@ -76,7 +76,7 @@ class AsyncProducer:
         loop = asyncio.get_running_loop()
         if self._buffer is None or self._loop is not loop:
             if self._closed:
-                from customer_updates.messaging.coalescing import ProducerClosed
+                from customer_updates.errors import ProducerClosed
 
                 raise ProducerClosed("this producer is closed")
             # A client and a flusher belong to one event loop; a new loop (a test client's) gets its own.

@@ -4,7 +4,9 @@
     ├── InvalidBody        the body or envelope given to the producer is not of the contract
     ├── RequestIdConflict  409: a request id whose stored result was made for another payload
     ├── UnknownOrg         a command names an org that is not loaded
-    └── NotFound           a customer, result or batch does not exist (yet)
+    ├── NotFound           a customer, result or batch does not exist (yet)
+    ├── ProducerClosed     a send on a closed producer
+    └── EnqueueFailed      buffered commands that did not reach the broker
 
 Rule failures are not exceptions for callers: they are stored results with a SPEC code.
 """
@@ -37,3 +39,18 @@ class UnknownOrg(CustomerUpdatesError):
 
 class NotFound(CustomerUpdatesError):
     pass
+
+
+class ProducerClosed(CustomerUpdatesError, RuntimeError):
+    """The producer was closed: it sends nothing more."""
+
+
+class EnqueueFailed(CustomerUpdatesError):
+    """Buffered commands that did not reach Redis (raised by `flush()` or `close()`): none of them was
+    enqueued; `request_ids` names them and `__cause__` (or `errors`) says why."""
+
+    def __init__(self, request_ids: list[str], errors: list[BaseException]) -> None:
+        self.request_ids = request_ids
+        self.errors = errors
+        shown = ", ".join(request_ids[:5]) + (" ..." if len(request_ids) > 5 else "")
+        super().__init__(f"{len(request_ids)} buffered command(s) not enqueued ({shown}): {errors[0]!r}")

@@ -26,26 +26,12 @@ from typing import Any
 
 import redis
 
-from customer_updates.errors import CustomerUpdatesError, RequestIdConflict
+from customer_updates.errors import CustomerUpdatesError, EnqueueFailed, ProducerClosed, RequestIdConflict
 from customer_updates.messaging.outgoing import Outgoing
 from customer_updates.messaging.results import result_key
 
 log = logging.getLogger(__name__)
 
-
-class ProducerClosed(CustomerUpdatesError, RuntimeError):
-    """The producer was closed: it sends nothing more."""
-
-
-class EnqueueFailed(CustomerUpdatesError):
-    """Buffered commands that did not reach Redis (raised by `flush()` or `close()`): none of them was
-    enqueued; `request_ids` names them and `__cause__` (or `errors`) says why."""
-
-    def __init__(self, request_ids: list[str], errors: list[BaseException]) -> None:
-        self.request_ids = request_ids
-        self.errors = errors
-        shown = ", ".join(request_ids[:5]) + (" ..." if len(request_ids) > 5 else "")
-        super().__init__(f"{len(request_ids)} buffered command(s) not enqueued ({shown}): {errors[0]!r}")
 
 
 @dataclass(eq=False)

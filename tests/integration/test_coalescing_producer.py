@@ -14,8 +14,7 @@ import pytest
 import redis
 
 from customer_updates.async_producer import AsyncProducer
-from customer_updates.errors import RequestIdConflict
-from customer_updates.messaging.coalescing import EnqueueFailed, ProducerClosed
+from customer_updates.errors import EnqueueFailed, ProducerClosed, RequestIdConflict
 from customer_updates.messaging.names import UPDATES_QUEUE
 from customer_updates.messaging.results import result_key
 from customer_updates.producer import Producer
