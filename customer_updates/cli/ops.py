@@ -30,10 +30,12 @@ def worker(queues: str, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     use_dir(get_settings().metrics_dir)  # before the worker imports prometheus_client (its pool inherits it)
     from customer_updates.worker import app
 
+    broker = get_settings().celery_broker_url
     try:
-        with redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=5) as client:
-            if drop_stale_bindings(client):
-                console.print("removed the binding that copied every update into the side-effects queue")
+        if broker.split("://", 1)[0].lower() in ("redis", "rediss"):  # the bindings of kombu's Redis transport
+            with redis.Redis.from_url(broker, socket_connect_timeout=5) as client:
+                if drop_stale_bindings(client):
+                    console.print("removed the binding that copied every update into the side-effects queue")
     except redis.RedisError:
         pass  # Redis is not up yet: Celery waits for it, and the next start removes the binding
 
