@@ -1,4 +1,5 @@
-# Sourced by scripts/test: make sure the PostgreSQL, Redis and RabbitMQ the tests use are running on loopback.
+# Sourced by scripts/test: make sure the PostgreSQL, Redis and RabbitMQ the tests use are running on loopback,
+# and that Chromium (for the Flower browser test) is installed.
 # Check first, then start (never restart a running server). Skipped with CU_START_SERVICES=0.
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
@@ -59,8 +60,20 @@ ensure_rabbitmq() {
   echo "!! RabbitMQ did not start" >&2
 }
 
+# Not a server: the headless browser and its driver that tests/integration/test_flower_browser.py drives.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "!! chromium and chromium-driver are not installed: the Flower browser test is skipped (fails in CI)" >&2
+  fi
+}
+
 if [ "${CU_START_SERVICES:-1}" != "0" ]; then
   ensure_redis
   ensure_postgres
   ensure_rabbitmq
+  ensure_chromium
 fi
