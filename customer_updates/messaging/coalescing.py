@@ -93,6 +93,22 @@ def failed(taken: list[Submission]) -> EnqueueFailed | None:
                                                                                        if s.error is not None])
 
 
+def settle(taken: list[Submission]) -> EnqueueFailed | None:
+    """Hand each caller of a flush its outcome; return (and log) the buffered commands it lost, which the
+    next `flush()` raises."""
+    lost = failed(taken)
+    if lost is not None:
+        log.error("buffered commands not enqueued", extra={"commands": len(lost.request_ids),
+                                                           "error": type(lost.errors[0]).__name__})
+    for s in taken:
+        if s.future is not None and not s.future.done():  # an asyncio caller may have been cancelled
+            if s.error is None:
+                s.future.set_result(None)
+            else:
+                s.future.set_exception(s.error)
+    return lost
+
+
 def send_now(client: redis.Redis, ttl: int, taken: list[Submission], push: Callable[[Any, list[Submission]], None],
              broker: redis.Redis | None = None) -> None:
     """One flush: the 409 check (one round trip, only when ids were given), then manifests and messages
@@ -242,16 +258,7 @@ class Coalescer:
         except BaseException as exc:  # the flusher thread must outlive any error
             for s in taken:
                 s.error = s.error or exc
-        lost = failed(taken)
-        if lost is not None:
-            log.error("buffered commands not enqueued", extra={"commands": len(lost.request_ids),
-                                                               "error": type(lost.errors[0]).__name__})
-        for s in taken:
-            if s.future is not None:
-                if s.error is None:
-                    s.future.set_result(None)
-                else:
-                    s.future.set_exception(s.error)
+        lost = settle(taken)
         with self._cond:
             self._held -= sum(s.size for s in taken if not s.durable)
             self._flushed = upto

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,11 +20,9 @@ from customer_updates.messaging.coalescing import (
     ProducerClosed,
     Submission,
     conflict_keys,
-    failed,
     refuse_conflicts,
+    settle,
 )
-
-log = logging.getLogger(__name__)
 
 
 async def send_async(client: aioredis.Redis, ttl: int, taken: list[Submission],
@@ -148,16 +145,7 @@ class AsyncCoalescer:
             except Exception as exc:  # the flusher task must outlive any error
                 for s in taken:
                     s.error = s.error or exc
-            lost = failed(taken)
-            if lost is not None:
-                log.error("buffered commands not enqueued", extra={"commands": len(lost.request_ids),
-                                                                   "error": type(lost.errors[0]).__name__})
-            for s in taken:
-                if s.future is not None and not s.future.done():
-                    if s.error is None:
-                        s.future.set_result(None)
-                    else:
-                        s.future.set_exception(s.error)
+            lost = settle(taken)
             async with self._cond:
                 self._held -= sum(s.size for s in taken if not s.durable)
                 self._flushed = upto
