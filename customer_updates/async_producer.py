@@ -13,13 +13,11 @@ Reads (`get_result`, `get_batch_result`) run the sync readers in a worker thread
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 
 from customer_updates.messaging import outgoing
@@ -29,48 +27,25 @@ from customer_updates.messaging.outgoing import Outgoing
 from customer_updates.messaging.results import read_batch_response, read_result
 from customer_updates.models.commands import UserContext, payload_hash
 from customer_updates.models.v11 import checked_batch, checked_item
-from customer_updates.producer import BatchReceipt
-from customer_updates.settings import Settings, get_settings
+from customer_updates.producer import BatchReceipt, ProducerBase
+from customer_updates.settings import Settings
 
 
-class AsyncProducer:
+class AsyncProducer(ProducerBase):
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
-        self._celery: Any = None
+        super().__init__(settings)
         self._route: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aioredis.Redis | None = None
         self._broker: aioredis.Redis | None = None  # the broker's Redis when it is not REDIS_URL's
         self._buffer: AsyncCoalescer | None = None
-        self._reader: redis.Redis | None = None
-        self._sent: dict[tuple[int, str], str] = {}
-        self._lock = threading.Lock()
         self._closed = False
-
-    @classmethod
-    def from_env(cls) -> AsyncProducer:
-        return cls(get_settings())
 
     async def __aenter__(self) -> AsyncProducer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    @property
-    def celery(self) -> Any:
-        if self._celery is None:
-            from customer_updates.messaging.broker import producer_app
-
-            self._celery = producer_app(self.settings)
-        return self._celery
-
-    @property
-    def redis(self) -> redis.Redis:
-        """A sync client for reads run in worker threads."""
-        if self._reader is None:
-            self._reader = redis.Redis.from_url(self.settings.redis_url)
-        return self._reader
 
     def _buffer_here(self) -> AsyncCoalescer:
         loop = asyncio.get_running_loop()
@@ -148,18 +123,13 @@ class AsyncProducer:
                 for client in (self._client, self._broker):
                     if client is not None:
                         await client.aclose()  # type: ignore[attr-defined]  # redis>=5; stubs older
-            if self._reader is not None:
-                self._reader.close()
+            if self._redis is not None:
+                self._redis.close()
 
     async def _send(self, out: Outgoing, durable: bool) -> None:
         await self._buffer_here().submit(Submission(out, durable))
-        if out.checks:
-            limit = max(0, self.settings.producer_remembered_hashes)
-            with self._lock:
-                for org_id, request_id, digest in out.checks[-limit:] if limit else ():
-                    self._sent[(org_id, request_id)] = digest
-                while len(self._sent) > limit:
-                    del self._sent[next(iter(self._sent))]
+        if out.checks:  # made-up ids cannot be reused by another payload: nothing to remember
+            self._remember(out.checks)
 
     async def _flush_now(self, taken: list[Submission]) -> None:
         if self._route is None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -36,7 +36,10 @@ class BatchReceipt:
     request_ids: list[str] = field(default_factory=list)
 
 
-class Producer:
+class ProducerBase:
+    """What `Producer` and `AsyncProducer` share: settings, the Celery app they send with, the sync Redis
+    client their reads use, and the payload hashes of the request ids they sent."""
+
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._redis: redis.Redis | None = None
@@ -45,19 +48,10 @@ class Producer:
         # stored result belongs to another payload) from its own result. Bounded: oldest forgotten first.
         self._sent: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
-        self._buffer: Coalescer | None = None
-        self._push: Any = None
-        self._broker: redis.Redis | None = None
 
     @classmethod
-    def from_env(cls) -> Producer:
+    def from_env(cls) -> Self:
         return cls(get_settings())
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def celery(self) -> Any:
@@ -70,9 +64,32 @@ class Producer:
 
     @property
     def redis(self) -> redis.Redis:
+        """A sync client for reads (the async producer runs them in worker threads)."""
         if self._redis is None:
             self._redis = redis.Redis.from_url(self.settings.redis_url)
         return self._redis
+
+    def _remember(self, sent: list[tuple[int, str, str]]) -> None:
+        limit = max(0, self.settings.producer_remembered_hashes)
+        with self._lock:
+            for org_id, request_id, digest in sent[-limit:] if limit else ():
+                self._sent[(org_id, request_id)] = digest
+            while len(self._sent) > limit:
+                del self._sent[next(iter(self._sent))]
+
+
+class Producer(ProducerBase):
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._buffer: Coalescer | None = None
+        self._push: Any = None
+        self._broker: redis.Redis | None = None
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _command(self, org_id: int, customer: Any, request_id: str | None, issued_at: datetime | None,
                  user_context: dict[str, Any] | UserContext | None, batch_id: str | None = None,
@@ -136,7 +153,7 @@ class Producer:
         if durable:
             submission.future.result()
         if out.checks:  # made-up ids cannot be reused by another payload: nothing to remember
-            self._remember([(org, rid, digest) for org, rid, digest in out.checks])
+            self._remember(out.checks)
 
     def _flush_now(self, taken: list[Submission]) -> None:
         if self._push is None:
@@ -146,14 +163,6 @@ class Producer:
             self._broker = redis.Redis.from_url(broker_url) if on_redis and broker_url != self.settings.redis_url \
                 else None
         send_now(self.redis, self.settings.result_ttl_seconds, taken, self._push, self._broker)
-
-    def _remember(self, sent: list[tuple[int, str, str]]) -> None:
-        limit = max(0, self.settings.producer_remembered_hashes)
-        with self._lock:
-            for org_id, request_id, digest in sent[-limit:] if limit else ():
-                self._sent[(org_id, request_id)] = digest
-            while len(self._sent) > limit:
-                del self._sent[next(iter(self._sent))]
 
     def get_result(self, org_id: int, request_id: str, timeout: float = 0, *,
                    payload: Any = None) -> dict[str, Any] | None:
