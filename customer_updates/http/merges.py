@@ -41,7 +41,7 @@ from customer_updates.http.schemas import BatchResponse, ErrorResponse
 from customer_updates.http.state import Ingress
 from customer_updates.messaging.results import batch_key
 from customer_updates.models.commands import UserContext, command_hash
-from customer_updates.models.results import item_status
+from customer_updates.models.results import batch_status, item_status
 from customer_updates.rules.codes import Code, message
 from customer_updates.rules.parse import as_list
 from customer_updates.services import merge_lookup
@@ -53,6 +53,7 @@ log = logging.getLogger("customer_updates.http")
 REQUEST_ADD_PATH = "/v1.1/request/add"
 UNMERGE_PATH = "/v1.1/customer/unmerge"
 HISTORY_PATH = "/v1.1/customer/history"
+_PENDING = "Accepted: some merges are not done yet; GET result_url for their results"
 
 router = APIRouter()
 _Format = Annotated[Literal["json", "xml"], Query(description="The answer's format, as the original's.")]
@@ -168,18 +169,8 @@ def _request_document(prepared: list[dict[str, Any]], results: dict[str, dict[st
         requests.append(out)
     total, ok = len(requests), sum(1 for r in requests if r["status"] == "APPROVED")
     pending = sum(1 for r in requests if r["status"] == "PENDING")
-    if pending:
-        code, text = 202, "Accepted: some merges are not done yet; GET result_url for their results"
-    elif ok == total:
-        code, text = 200, "Success"
-    elif ok == 0:
-        code, text = 500, "All requests have failed due to errors"
-    else:
-        code, text = 201, "Some requests have failed due to errors"
     body: dict[str, Any] = {
-        "status": {"success": "false" if code == 500 else "true", "code": code, "message": text,
-                   "total": str(total), "success_count": str(ok)},
-        "requests": {"request": requests}}
+        "status": batch_status(total, ok, _PENDING if pending else None), "requests": {"request": requests}}
     if batch_id is not None:
         body.update({"batch_id": batch_id, "result_url": _result_url(batch_id)})
     return {"response": body}, 202 if pending else 200

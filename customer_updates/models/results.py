@@ -145,20 +145,24 @@ def failed_item(raw: Any, code: Code, text: str) -> dict[str, Any]:
     return {**echo, "item_status": item_status(code, text)}
 
 
-def batch_response(items: list[dict[str, Any]]) -> dict[str, Any]:
-    total = len(items)
-    ok = sum(1 for i in items if i.get("item_status", {}).get("success") == "true")
-    if ok == total:
+def batch_status(total: int, ok: int, pending: str | None = None) -> dict[str, Any]:
+    """The `status` of a v1.1 batch answer: 200 when all `total` succeeded, 201 when `ok` of them did, 500
+    when none did; 202 with the message `pending` when some are not done yet."""
+    if pending is not None:
+        code, text = 202, pending
+    elif ok == total:
         code, text = 200, "Success"
     elif ok == 0:
         code, text = 500, "All requests have failed due to errors"
     else:
         code, text = 201, "Some requests have failed due to errors"
-    return {"response": {
-        "status": {"success": "false" if code == 500 else "true", "code": code, "message": text,
-                   "total": str(total), "success_count": str(ok)},
-        "customers": {"customer": items},
-    }}
+    return {"success": "false" if code == 500 else "true", "code": code, "message": text,
+            "total": str(total), "success_count": str(ok)}
+
+
+def batch_response(items: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = sum(1 for i in items if i.get("item_status", {}).get("success") == "true")
+    return {"response": {"status": batch_status(len(items), ok), "customers": {"customer": items}}}
 
 
 def conflict_item(raw: Any) -> dict[str, Any]:
