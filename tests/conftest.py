@@ -32,6 +32,18 @@ RABBITMQ_BASE_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# With pytest-xdist (scripts/test runs the suite on several processes), the tests that start worker processes
+# and measure time against the machine's load run one at a time on one xdist worker: two fault scenarios side
+# by side on two cores would each see the other's load as their own slowness.
+TIMING_SENSITIVE_FILES = ("test_health.py", "test_flower_browser.py", "test_metrics_scrape.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("system") or item.path.name in TIMING_SENSITIVE_FILES:
+            item.add_marker(pytest.mark.xdist_group("one_at_a_time"))
+
+
 def _unavailable(what: str, exc: Exception) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI and is not reachable: {exc}")
