@@ -79,10 +79,10 @@ def dead_letters_list(as_json: bool) -> None:
     if as_json:
         print_json([masked_entry(entry) for entry in entries])
         return
-    table = Table("task", "attempts", "error", "commands")
-    # The id is what `show` and `drop` take, and the time is read at a glance: neither is wrapped.
-    table.columns.insert(0, Column("time (UTC)", no_wrap=True))
-    table.columns.insert(0, Column("id", no_wrap=True))
+    # The id is what `show` and `drop` take, the time and task are read at a glance: none is wrapped or cut;
+    # on a narrow terminal the error wraps instead.
+    table = Table(Column("id", no_wrap=True, min_width=32), Column("time (UTC)", no_wrap=True, min_width=19),
+                  Column("task", no_wrap=True, min_width=8), "attempts", Column("error", overflow="fold"), "commands")
     for entry in entries:
         shown = masked_entry(entry)
         message = entry.get("message")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from customer_updates.models import tables as t
 from customer_updates.services.apply import BatchApplier
@@ -51,9 +51,13 @@ def test_an_update_by_a_shared_mobile_changes_only_its_own_org(loaded_db):
 
 
 def test_a_merge_in_one_org_never_takes_the_other_orgs_holder_of_the_identifier(loaded_db):
+    # In org 1 the email belongs to Asha, made a contact here (an update merges only a NON_LOYALTY holder):
+    # giving it to Eli merges Asha into Eli, in org 1 only.
+    with session_scope(loaded_db) as session:
+        session.execute(update(t.Customer).where(t.Customer.org_id == 1, t.Customer.email == SHARED_EMAIL)
+                        .values(type="NON_LOYALTY"))
     org2_before = _org_rows(loaded_db, 2)
 
-    # In org 1 the email belongs to Asha: giving it to Eli merges Asha into Eli, in org 1 only.
     results = _apply(loaded_db, _command(1, "merge", {"mobile": "919800000005", "email": SHARED_EMAIL}))
 
     assert results["1:merge"]["item_status"]["code"] == "1000"

@@ -31,10 +31,11 @@ def _seed_pairs(url: str, pairs: int) -> list[tuple[int, int, str, str]]:
     out = []
     with session_scope(url) as session:
         for i in range(pairs):
-            a = t.Customer(org_id=1, mobile=f"9170{i:08d}", loyalty_points=10, lifetime_points=10,
-                           points_summaries=[], stamps={}, fired=[], active=True)
-            b = t.Customer(org_id=1, email=f"pair{i}@example.com", loyalty_points=5, lifetime_points=5,
-                           points_summaries=[], stamps={}, fired=[], active=True)
+            # Contacts, not members: an update merges only a NON_LOYALTY holder of an identifier (SPEC §3.3).
+            a = t.Customer(org_id=1, mobile=f"9170{i:08d}", type="NON_LOYALTY", loyalty_points=10,
+                           lifetime_points=10, points_summaries=[], stamps={}, fired=[], active=True)
+            b = t.Customer(org_id=1, email=f"pair{i}@example.com", type="NON_LOYALTY", loyalty_points=5,
+                           lifetime_points=5, points_summaries=[], stamps={}, fired=[], active=True)
             session.add_all([a, b])
             session.flush()
             out.append((a.user_id, b.user_id, a.mobile or "", b.email or ""))
