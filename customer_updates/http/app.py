@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from customer_updates.http.errors import install_handlers
@@ -78,8 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(merge_router)
     install_handlers(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
-    # Request counts and latencies by route template (never the raw path, which may hold personal data).
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
+    # Request counts and latencies by route template (never the raw path, which may hold personal data). A
+    # registry per app: in prometheus_client's global one, an app made later in the same process would find
+    # the metric names taken, and the instrumentator then records nothing for it.
+    Instrumentator(excluded_handlers=["/metrics"], registry=CollectorRegistry()).instrument(app).expose(
+        app, include_in_schema=False)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -77,11 +77,15 @@ def test_a_message_the_quorum_queue_dead_letters_reaches_the_list_and_replays(
         pg_url, redis_url, rabbitmq_url, start_worker):
     workload = build_workload(count=10, seed=8)
     prepare_database(pg_url, workload.customers)
-    publish(redis_url, [workload.commands], rabbitmq_url)
     queue = queue_declarations(Settings(REDIS_URL=redis_url, broker_url=rabbitmq_url))[0]
+    # Declared here, before the publish: a producer that declared it earlier in this process may skip the
+    # declaration (kombu remembers declared entities), and the fixture deleted the queues since.
+    with Connection(rabbitmq_url) as conn:
+        queue.bind(conn.default_channel).declare()
+    publish(redis_url, [workload.commands], rabbitmq_url)
     refused: list[Any] = []
     with Connection(rabbitmq_url) as conn, conn.Consumer(queue, callbacks=[lambda _, m: refused.append(m)]):
-        conn.drain_events(timeout=10)
+        conn.drain_events(timeout=30)
         refused[0].reject()  # a consumer refuses it for good: the quorum queue dead-letters it
     start_worker(pg_url, redis_url, concurrency=1, broker_url=rabbitmq_url, **WORKER_SETTINGS)
 
