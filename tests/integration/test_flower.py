@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +11,9 @@ import httpx
 import pytest
 
 from customer_updates import Producer
-from customer_updates.ops.processes import free_port
 from customer_updates.settings import Settings
-from tests.conftest import EXAMPLES, ROOT, cli_env, load_examples
+from tests.conftest import EXAMPLES, cli_env, load_examples
+from tests.flower_process import running_flower
 
 AUTH = ("ops", "flower-secret")
 APPLY, AWARD = "customer_updates.apply_updates", "customer_updates.award_points"
@@ -35,34 +31,9 @@ def personal_values() -> set[str]:
 
 @pytest.fixture
 def flower(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "flower.log").open("wb")
     env = cli_env(pg_url, redis_url, flower_basic_auth=":".join(AUTH))
-    process = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "flower", "--port", str(port)],
-                               env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "flower.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Flower did not answer within 30s"
-            time.sleep(0.3)
+    with running_flower(env, tmp_path / "flower.log") as base:
         yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
 
 
 def wait_for_tasks(base: str, want: dict[str, int], timeout: float = 60) -> dict[str, dict]:

@@ -7,12 +7,8 @@ Selenium is given the driver's path, so Selenium Manager never downloads one.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,9 +20,9 @@ import pytest
 
 from customer_updates import Producer
 from customer_updates.messaging.names import APPLY_TASK
-from customer_updates.ops.processes import free_port
 from customer_updates.settings import Settings
-from tests.conftest import ROOT, _unavailable, cli_env, load_examples
+from tests.conftest import _unavailable, cli_env, load_examples
+from tests.flower_process import running_flower
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 AUTH = ("ops", "flower-browser-secret")
@@ -65,34 +61,9 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def flower(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "flower.log").open("wb")
     env = cli_env(pg_url, redis_url, flower_basic_auth=":".join(AUTH))
-    process = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "flower", "--address", "127.0.0.1",
-                                "--port", str(port), f"--tasks_columns={COLUMNS}"],
-                               env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "flower.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Flower did not answer within 30s"
-            time.sleep(0.3)
+    with running_flower(env, tmp_path / "flower.log", "--address", "127.0.0.1", f"--tasks_columns={COLUMNS}") as base:
         yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
 
 
 def settled_tasks(base: str, ids: set[str], timeout: float = 40) -> dict[str, dict[str, Any]]:
