@@ -172,14 +172,17 @@ class BatchApplier:
         if org is not None:
             ids, idents = _lookup_keys(org, pendings)
             unmerging = {p.ask.victim_id for p in pendings if p.ask is not None and p.command.kind == "unmerge"}
-            if unmerging:  # whoever holds a victim's identifier now is locked too, and its merge records read
+            if unmerging:  # whoever holds a victim's identifier now is locked too
                 for name, values in merge_requests.victim_identifiers(self.session, org_id, unmerging).items():
                     idents[name] |= values
-                self.book.read(self.session, org_id, unmerging)
             if self.wait_for_locks:
                 loaded = customer_store.load_customers(self.session, org_id, ids, idents, lock=True)
             else:
                 loaded, busy = customer_store.load_unlocked_customers(self.session, org_id, ids, idents)
+            # After the lock, not before: a record read earlier may have been undone, or followed by a newer
+            # one, by a worker that committed while this one waited, and undoing it would wake a victim that
+            # a newer merge still holds.
+            self.book.read(self.session, org_id, unmerging)
             # No copies: the rules copy on write, so the loaded states stay as they were ("before").
             before = {s.user_id: s for s in loaded}
             directory = Directory(loaded)

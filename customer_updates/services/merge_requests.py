@@ -57,10 +57,14 @@ class MergeBook:
     own merges made (not written yet), so that a merge and its unmerge may come in the same batch."""
 
     stored: dict[int, MergeRecord] = field(default_factory=dict)
-    new: dict[int, dict[str, Any]] = field(default_factory=dict)  # victim_id -> the row to insert
+    new: list[dict[str, Any]] = field(default_factory=list)  # the rows to insert, in the order they were made
+    # Each victim's newest row of `new`: a victim merged, unmerged and merged again in one batch has two.
+    newest: dict[int, dict[str, Any]] = field(default_factory=dict)
     undone: list[dict[str, Any]] = field(default_factory=list)  # updates of stored rows
 
     def read(self, session: Session, org_id: int, victim_ids: set[int]) -> None:
+        """Read once the victims are locked: a merge or unmerge of theirs that committed meanwhile is seen,
+        so that the record read agrees with the victim's row."""
         if not victim_ids:
             return
         m = t.Merge.__table__.c
@@ -71,18 +75,19 @@ class MergeBook:
                                                      undone=row.undone_at is not None)
 
     def latest(self, victim_id: int) -> MergeRecord | None:
-        row = self.new.get(victim_id)
+        row = self.newest.get(victim_id)
         if row is not None:
             return MergeRecord(None, row["survivor_id"], victim_id, row["moved"], undone="undone_at" in row)
         return self.stored.get(victim_id)
 
     def add(self, row: dict[str, Any]) -> None:
-        self.new[row["victim_id"]] = row
+        self.new.append(row)
+        self.newest[row["victim_id"]] = row
 
     def mark_undone(self, record: MergeRecord, request_id: str, context: Any, now: datetime) -> None:
         marks = {"undone_at": now, "undone_request_id": request_id, "undone_user_context": context}
         if record.id is None:
-            self.new[record.victim_id].update(marks)
+            self.newest[record.victim_id].update(marks)
         else:
             self.undone.append({"b_id": record.id, **marks})
             self.stored[record.victim_id] = MergeRecord(record.id, record.survivor_id, record.victim_id,
@@ -90,7 +95,7 @@ class MergeBook:
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"undone_at": None, "undone_request_id": None, "undone_user_context": None, **row}
-                for row in self.new.values()]
+                for row in self.new]
 
     def write_undone(self, session: Session) -> None:
         if self.undone:
