@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from customer_updates.models import tables as t
-from customer_updates.services.apply import BatchApplier
+from customer_updates.services.apply import BatchApplier, StoredResult
 from customer_updates.store.db import session_scope
 from customer_updates.store.orgs import OrgCache
 from tests.conftest import load_examples
@@ -22,8 +22,8 @@ def _merges(url: str, victim_id: int) -> list[t.Merge]:
         return list(session.scalars(select(t.Merge).where(t.Merge.victim_id == victim_id).order_by(t.Merge.id)))
 
 
-def _codes(outcome_results: list[object]) -> list[str]:
-    return [r.result["item_status"]["code"] for r in outcome_results]  # type: ignore[attr-defined]
+def _codes(results: list[StoredResult]) -> list[str]:
+    return [r.result["item_status"]["code"] for r in results]
 
 
 def test_a_victim_merged_unmerged_and_merged_again_in_one_batch_keeps_both_records(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_an_unmerge_waiting_for_a_lock_reads_the_merge_record_the_holder_committ
     with session_scope(pg_url) as session:
         BatchApplier(session, OrgCache(ttl=0)).run([ask("merge", survivor_id=a, victim_id=b)])
 
-    results: list[object] = []
+    results: list[StoredResult] = []
     holder_locked = threading.Event()
 
     def waiting_unmerge() -> None:
