@@ -98,9 +98,6 @@ def _chains_end_active(rows: dict[int, t.Customer]) -> bool:
 
 
 @pytest.mark.system
-# Nightly until an open defect is fixed: about one run in three, a merge record still in force names a victim
-# that is active again (the last check of the merge records below). Run it with -m nightly.
-@pytest.mark.nightly
 def test_merge_requests_and_unmerges_racing_with_updates_end_consistent_without_deadlock(
         pg_url, redis_url, start_worker, report):
     load_examples(pg_url)
