@@ -189,7 +189,7 @@ def rabbitmq_session_url() -> Iterator[str]:
 @pytest.fixture
 def rabbitmq_url(rabbitmq_session_url: str) -> str:
     """The session's RabbitMQ vhost, without the queues of earlier tests."""
-    from kombu import Connection
+    from kombu import Connection, pools
 
     from customer_updates.messaging.names import DEAD_LETTER_QUEUE, QUEUES
 
@@ -198,6 +198,9 @@ def rabbitmq_url(rabbitmq_session_url: str) -> str:
             # A queue not declared yet: the failed delete closes only its own channel.
             with contextlib.suppress(*conn.channel_errors):
                 conn.channel().queue_delete(name)
+    # kombu's process-wide producer pools remember which queues their connections declared: an earlier
+    # test's producer would not declare the deleted queues again, and RabbitMQ would drop what it sends.
+    pools.reset()
     return rabbitmq_session_url
 
 
