@@ -8,6 +8,13 @@ send, BRPOP from the other end), so the oldest waiting message is the last eleme
 time into a message; the producer adds a `sent_at` header (see `messaging/sending.py`), and a message without it
 (sent by another producer) counts in the depth but not in the age.
 
+On RabbitMQ (an amqp:// broker) the depth of each queue is what a passive `queue.declare` answers: the
+messages ready for delivery, read over AMQP itself (no management plugin). RabbitMQ tells an AMQP client
+nothing more: how many messages consumers hold unacknowledged, and how long the oldest has waited (reading
+it would mean taking and returning it, which counts towards the quorum queue's delivery limit), stay
+unknown. Dead letters are those of the Redis list, where workers move what the quorum queues dead-letter,
+plus those still on RabbitMQ's dead-letter queue (no worker has moved them yet).
+
 Workers are asked through Celery's remote control (a broadcast on the broker, answered by each worker's
 main process): which queues they consume, and how long they have been up. A queue no answering worker
 consumes, or only workers that started moments ago (restarting in a loop), makes the service degraded.
@@ -15,8 +22,10 @@ consumes, or only workers that started moments ago (restarting in a loop), makes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +36,8 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from customer_updates.messaging.names import QUEUES
+from customer_updates.messaging.broker import is_amqp
+from customer_updates.messaging.names import DEAD_LETTER_QUEUE, QUEUES
 from customer_updates.models import tables as t
 from customer_updates.settings import Settings
 from customer_updates.store.db import normalise_url
@@ -36,6 +46,7 @@ from customer_updates.store.db import normalise_url
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
 _UNACKED_KEY = "unacked"
+_AMQP_NOT_FOUND = 404  # the reply code of a passive queue.declare for a queue that does not exist
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
@@ -61,7 +72,7 @@ class Health:
     database_checked: bool = True
     workers: list[WorkerStats] | None = None  # None: not asked (broker down)
     queues: list[QueueStats] = field(default_factory=list)
-    reserved: int | None = None  # taken by workers, not yet acknowledged (prefetched or running)
+    reserved: int | None = None  # taken by workers, not yet acknowledged (prefetched or running); RabbitMQ: unknown
     outbox_unpublished: int | None = None
     outbox_awards_pending: int | None = None
     outbox_oldest_pending_age_seconds: float | None = None
@@ -125,7 +136,33 @@ def _sent_at(raw: Any) -> float | None:
         return None
 
 
-def _check_broker(settings: Settings, health: Health, now: float) -> None:
+def amqp_ready_messages(url: str, names: Sequence[str]) -> dict[str, int]:
+    """The messages ready for delivery in each queue, from RabbitMQ's answer to a passive `queue.declare`
+    (which creates nothing); 0 for a queue nobody has declared yet. Raises when the broker does not answer."""
+    from kombu import Connection
+
+    ready: dict[str, int] = {}
+    # Timeouts on every socket operation, so that a broker that accepts but does not answer cannot hang us.
+    with Connection(url, connect_timeout=3, transport_options={"read_timeout": 5, "write_timeout": 5}) as conn:
+        conn.connect()
+        for name in names:
+            channel = conn.channel()
+            try:
+                ready[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except conn.channel_errors as exc:
+                if getattr(exc, "code", None) != _AMQP_NOT_FOUND:
+                    raise
+                ready[name] = 0  # the 404 closed this channel only
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return ready
+
+
+def _check_broker(settings: Settings, health: Health, now: float, workers_only: bool = False) -> None:
+    if is_amqp(settings.celery_broker_url):
+        _check_amqp_broker(settings, health, workers_only)
+        return
     client = _redis_client(settings)
     try:
         client.ping()
@@ -135,6 +172,26 @@ def _check_broker(settings: Settings, health: Health, now: float) -> None:
         health.dead_letters = int(client.llen(settings.dead_letter_key))
     except redis.RedisError as exc:
         health.problems.append(f"broker unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+
+
+def _check_amqp_broker(settings: Settings, health: Health, workers_only: bool) -> None:
+    try:
+        ready = amqp_ready_messages(settings.celery_broker_url, (*QUEUES, DEAD_LETTER_QUEUE))
+    except Exception as exc:  # socket, AMQP and kombu errors all mean the same to an operator: not usable
+        health.problems.append(f"broker unreachable: {type(exc).__name__}: {exc}")
+        return
+    health.broker = True
+    health.queues = [QueueStats(name, ready[name]) for name in QUEUES]
+    if workers_only:  # a worker's liveness probe: the broker and the worker, as with a Redis broker
+        return
+    # Results and dead letters stay on Redis with either broker: without it no result reaches a producer.
+    client = _redis_client(settings)
+    try:
+        health.dead_letters = int(client.llen(settings.dead_letter_key)) + ready[DEAD_LETTER_QUEUE]
+    except redis.RedisError as exc:
+        health.problems.append(f"Redis unreachable (results, dead letters): {type(exc).__name__}: {exc}")
     finally:
         client.close()
 
@@ -208,7 +265,7 @@ def check(settings: Settings, workers_only: bool = False, node: str | None = Non
     from customer_updates.models.commands import utcnow
 
     health = Health(database_checked=not workers_only)
-    _check_broker(settings, health, time.time())
+    _check_broker(settings, health, time.time(), workers_only)
     if health.broker:
         _check_workers(settings, health, node)
     if workers_only:

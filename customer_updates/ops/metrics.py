@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from customer_updates.messaging.broker import is_amqp
 from customer_updates.ops import health
 from customer_updates.settings import Settings
 
@@ -41,7 +42,7 @@ class HealthCollector(Collector):
         status = GaugeMetricFamily(f"{PREFIX}_health_status", "0 ok, 1 degraded, 2 down (as `health`).")
         status.add_metric([], float(snapshot.exit_code))
         yield status
-        depth = GaugeMetricFamily(f"{PREFIX}_queue_messages", "Messages waiting in a queue.",
+        depth = GaugeMetricFamily(f"{PREFIX}_queue_messages", "Messages waiting in a queue (ready, on RabbitMQ).",
                                   labels=["queue"])
         age = GaugeMetricFamily(f"{PREFIX}_queue_oldest_message_age_seconds",
                                 "How long the oldest waiting message has waited (0 when none).",
@@ -50,14 +51,18 @@ class HealthCollector(Collector):
             depth.add_metric([queue.name], float(queue.messages))
             age.add_metric([queue.name], float(queue.oldest_age_seconds or 0.0))
         yield depth
-        yield age
+        # RabbitMQ does not tell how long its oldest message has waited (ops/health.py): absent, not 0.
+        if not is_amqp(self.settings.celery_broker_url):
+            yield age
         optional = [
-            ("reserved_messages", "Messages taken by workers and not acknowledged yet.", snapshot.reserved),
+            ("reserved_messages", "Messages taken by workers and not acknowledged yet (Redis broker only).",
+             snapshot.reserved),
             ("outbox_unpublished", "Outbox rows not yet published.", snapshot.outbox_unpublished),
             ("outbox_awards_pending", "Point awards decided, not yet done.", snapshot.outbox_awards_pending),
             ("outbox_oldest_pending_age_seconds", "Age of the oldest pending outbox row (0 when none).",
              (snapshot.outbox_oldest_pending_age_seconds or 0.0) if snapshot.database else None),
-            ("dead_letters", "Messages in the dead-letter list.", snapshot.dead_letters),
+            ("dead_letters", "Messages in the dead-letter list (and on RabbitMQ's dead-letter queue).",
+             snapshot.dead_letters),
         ]
         for name, text, value in optional:
             if value is not None:  # unknown (component down): absent, rather than a misleading 0

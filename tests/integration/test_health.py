@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,8 +33,9 @@ def health(pg_url: str, redis_url: str, **extra: str) -> tuple[int, dict]:
     return done.returncode, json.loads(done.stdout)
 
 
-def enqueue_without_worker(pg_url: str, redis_url: str) -> None:
-    producer = Producer(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, producer_message_size=1))
+def enqueue_without_worker(pg_url: str, redis_url: str, broker_url: str = "") -> None:
+    producer = Producer(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, broker_url=broker_url,
+                                 producer_message_size=1))
     producer.enqueue_batch(1, ITEMS)
 
 
@@ -47,10 +49,10 @@ def add_outbox_award(pg_url: str, age: timedelta) -> None:
 SETTLED = {"health_worker_min_uptime_seconds": "1"}
 
 
-def wait_settled(pg_url: str, redis_url: str, timeout: float = 30) -> tuple[int, dict]:
+def wait_settled(pg_url: str, redis_url: str, timeout: float = 30, **extra: str) -> tuple[int, dict]:
     deadline = time.monotonic() + timeout
     while True:
-        code, report = health(pg_url, redis_url, **SETTLED)
+        code, report = health(pg_url, redis_url, **SETTLED, **extra)
         if code == 0 or time.monotonic() > deadline:
             return code, report
         time.sleep(0.5)
@@ -114,13 +116,12 @@ def test_an_unreachable_broker_and_database_are_down_with_exit_code_2():
     assert "database unreachable" in done.stdout
 
 
-def test_the_metrics_exporter_serves_what_health_sees_to_prometheus(pg_url, redis_url, tmp_path):
-    enqueue_without_worker(pg_url, redis_url)
-    add_outbox_award(pg_url, age=timedelta(seconds=5))
+def scrape_exporter(pg_url: str, redis_url: str, log_path: Path, **extra: str) -> dict[tuple[str, tuple], float]:
+    """One scrape of a `customer-updates metrics` process started for it (and stopped after)."""
     port = free_port()
-    with (tmp_path / "metrics.log").open("wb") as log:
+    with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "metrics", "--port", str(port)],
-                                   env=cli_env(pg_url, redis_url), cwd=ROOT, stdout=log,
+                                   env=cli_env(pg_url, redis_url, **extra), cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
         text = ""
@@ -133,9 +134,16 @@ def test_the_metrics_exporter_serves_what_health_sees_to_prometheus(pg_url, redi
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+
+def test_the_metrics_exporter_serves_what_health_sees_to_prometheus(pg_url, redis_url, tmp_path):
+    enqueue_without_worker(pg_url, redis_url)
+    add_outbox_award(pg_url, age=timedelta(seconds=5))
+
+    samples = scrape_exporter(pg_url, redis_url, tmp_path / "metrics.log")
+
     assert samples[("customer_updates_up", (("component", "broker"),))] == 1
     assert samples[("customer_updates_up", (("component", "database"),))] == 1
     assert samples[("customer_updates_queue_messages", (("queue", "customer_updates"),))] == 3
@@ -207,3 +215,71 @@ def test_the_workers_only_probe_checks_one_node_and_not_the_database(pg_url, red
     assert json.loads(done.stdout)["database_checked"] is False
     assert other.returncode == 1
     assert json.loads(other.stdout)["workers"] == []
+
+
+def publish_to_the_rabbitmq_dead_letter_queue(rabbitmq_url: str) -> None:
+    """One message on RabbitMQ's dead-letter queue, as a quorum queue would dead-letter it (confirmed)."""
+    from kombu import Connection
+
+    from customer_updates.messaging.broker import DEAD_LETTER_EXCHANGE_DECLARATION, dead_letter_queue
+
+    with Connection(rabbitmq_url, transport_options={"confirm_publish": True}) as conn:
+        conn.Producer().publish(b"{}", exchange=DEAD_LETTER_EXCHANGE_DECLARATION, routing_key="x",
+                                content_type="application/json", declare=[dead_letter_queue()])
+
+
+def test_on_rabbitmq_health_counts_the_ready_messages_of_each_queue_and_both_kinds_of_dead_letters(
+        pg_url, redis_url, rabbitmq_url):
+    import redis
+
+    enqueue_without_worker(pg_url, redis_url, rabbitmq_url)
+    push_dead_letter(redis.Redis.from_url(redis_url), "customer_updates.dead_letters", {"commands": []}, "test",
+                     attempts=1)
+    publish_to_the_rabbitmq_dead_letter_queue(rabbitmq_url)
+
+    code, report = health(pg_url, redis_url, broker_url=rabbitmq_url)
+
+    assert (code, report["status"], report["broker"], report["database"]) == (1, "degraded", True, True), report
+    assert {q["name"]: q["messages"] for q in report["queues"]} == {
+        "customer_updates": 3, "customer_updates.side_effects": 0}
+    # What RabbitMQ does not tell an AMQP client stays unknown rather than 0.
+    assert [q["oldest_age_seconds"] for q in report["queues"]] == [None, None]
+    assert report["reserved"] is None
+    assert report["dead_letters"] == 2  # one on the Redis list, one not yet moved from RabbitMQ's queue
+    assert len(no_worker_warnings(report)) == 2
+
+
+def test_on_rabbitmq_an_idle_system_with_a_worker_is_ok_and_its_workers_answer(pg_url, redis_url, rabbitmq_url,
+                                                                                start_worker):
+    start_worker(pg_url, redis_url, concurrency=1, broker_url=rabbitmq_url)
+
+    code, report = wait_settled(pg_url, redis_url, broker_url=rabbitmq_url)
+
+    assert code == 0, report
+    assert [w["name"] for w in report["workers"]] == [f"celery@{socket.gethostname()}"]
+    assert {q["name"]: q["messages"] for q in report["queues"]} == {
+        "customer_updates": 0, "customer_updates.side_effects": 0}
+    assert report["dead_letters"] == 0
+
+
+def test_on_rabbitmq_the_metrics_exporter_serves_the_queue_depth(pg_url, redis_url, rabbitmq_url, tmp_path):
+    enqueue_without_worker(pg_url, redis_url, rabbitmq_url)
+    publish_to_the_rabbitmq_dead_letter_queue(rabbitmq_url)
+
+    samples = scrape_exporter(pg_url, redis_url, tmp_path / "metrics.log", broker_url=rabbitmq_url)
+
+    assert samples[("customer_updates_up", (("component", "broker"),))] == 1
+    assert samples[("customer_updates_queue_messages", (("queue", "customer_updates"),))] == 3
+    assert samples[("customer_updates_queue_messages", (("queue", "customer_updates.side_effects"),))] == 0
+    assert samples[("customer_updates_dead_letters", ())] == 1
+    unknown = {name for name, _ in samples} & {"customer_updates_queue_oldest_message_age_seconds",
+                                              "customer_updates_reserved_messages"}
+    assert unknown == set()
+
+
+def test_on_rabbitmq_an_unreachable_broker_is_down_with_exit_code_2(pg_url, redis_url):
+    done = run_cli(["health"], pg_url, redis_url, timeout=60,
+                   broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+
+    assert done.returncode == 2
+    assert "broker unreachable" in done.stdout

@@ -25,7 +25,7 @@ FRAMEWORK_OUTSIDE_WORKER = {
     "messaging/broker.py": "the producers' Celery app and the queues they publish to",
     "messaging/sending.py": "builds protocol 2 messages, and on Redis pushes kombu's envelope in one pipeline",
     # Health asks the workers themselves, through Celery's remote control.
-    "ops/health.py": "pings workers with Celery's remote control",
+    "ops/health.py": "pings workers with Celery's remote control; reads RabbitMQ queue depths with kombu",
     # The ingress answers 503 when the broker is away; kombu raises its own error type for that.
     "http/errors.py": "maps kombu's OperationalError (broker away) to 503",
 }
