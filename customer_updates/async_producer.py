@@ -57,8 +57,12 @@ class AsyncProducer(ProducerBase):
             # A client and a flusher belong to one event loop; a new loop (a test client's) gets its own.
             self._loop = loop
             self._client = aioredis.Redis.from_url(self.settings.redis_url)
+            from customer_updates.messaging.broker import is_amqp  # imports Celery: on first use only
+
             broker_url = self.settings.celery_broker_url
-            self._broker = aioredis.Redis.from_url(broker_url) if broker_url != self.settings.redis_url else None
+            # On RabbitMQ (one amqp:// URL or a failover list of them) messages go through Celery, not Redis.
+            self._broker = aioredis.Redis.from_url(broker_url) \
+                if broker_url != self.settings.redis_url and not is_amqp(broker_url) else None
             self._buffer = AsyncCoalescer(self._flush_now, self.settings.producer_linger_ms / 1000,
                                           self.settings.producer_buffer_commands)
         return self._buffer

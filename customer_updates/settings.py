@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(
         "", description="The Celery broker (queues) of producers and workers: empty for REDIS_URL, an amqp:// URL "
-        "for RabbitMQ (quorum queues, publisher confirms). Results, events and dead letters stay on REDIS_URL."
+        "for RabbitMQ (quorum queues, publisher confirms), or for a RabbitMQ cluster the nodes' URLs separated by "
+        "';' (each connection fails over to the next one). Results, events and dead letters stay on REDIS_URL."
     )
     amqp_delivery_limit: int = Field(
         20, ge=1, description="RabbitMQ only: deliveries of one message (each return after a consumer died counts) "

@@ -46,7 +46,8 @@ def shown(name: str, value: Any) -> str:
     if name in _CREDENTIALS and text:
         return f"{text.split(':', 1)[0]}:{MASK}" if ":" in text else MASK
     if "://" in text:
-        return masked_url(text)
+        # A failover list (RabbitMQ nodes separated by ';') holds a password per URL.
+        return ";".join(masked_url(url) for url in text.split(";"))
     return text
 
 

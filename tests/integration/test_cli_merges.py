@@ -10,15 +10,16 @@ from tests.conftest import load_examples, run_cli
 ASHA, CHEN = "1", "3"
 
 
-def test_merge_unmerge_and_history_from_the_command_line(pg_url, redis_url, start_worker):
+def test_merge_unmerge_and_history_from_the_command_line(pg_url, redis_url, broker_url, start_worker):
     load_examples(pg_url)
-    start_worker(pg_url, redis_url)
+    start_worker(pg_url, redis_url, broker_url=broker_url)
 
     merged = run_cli(["merge", "--org", "1", "--survivor-id", ASHA, "--victim-id", CHEN, "--wait", "60", "--json"],
-                     pg_url, redis_url)
+                     pg_url, redis_url, broker_url=broker_url)
     again = run_cli(["merge", "--org", "1", "--survivor-id", ASHA, "--victim-id", CHEN, "--wait", "60", "--json"],
-                    pg_url, redis_url)
-    unmerged = run_cli(["unmerge", "--org", "1", "--victim-id", CHEN, "--wait", "60", "--json"], pg_url, redis_url)
+                    pg_url, redis_url, broker_url=broker_url)
+    unmerged = run_cli(["unmerge", "--org", "1", "--victim-id", CHEN, "--wait", "60", "--json"], pg_url, redis_url,
+                       broker_url=broker_url)
     history = run_cli(["customer", "history", "--org", "1", "--id", ASHA, "--json"], pg_url, redis_url)
     page = run_cli(["customer", "history", "--org", "1", "--id", ASHA, "--limit", "1"], pg_url, redis_url)
 

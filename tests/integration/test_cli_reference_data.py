@@ -104,10 +104,10 @@ def test_an_import_refuses_an_identifier_held_by_another_customer(db_url, redis_
     assert "loaded 1" in done.stderr
 
 
-def test_customer_get_and_merges_list_show_a_merge(loaded_db, redis_url, start_worker):
-    start_worker(loaded_db, redis_url)
+def test_customer_get_and_merges_list_show_a_merge(loaded_db, redis_url, broker_url, start_worker):
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
     merge = run_cli(["enqueue", str(EXAMPLES / "updates.json"), "--org", "1", "--wait", "60", "--json"],
-                    loaded_db, redis_url)
+                    loaded_db, redis_url, broker_url=broker_url)
     assert merge.returncode == 0, merge.stderr
     with session_scope(loaded_db) as session:
         dana = session.scalars(select(t.Customer).where(t.Customer.email == "dana@example.com",

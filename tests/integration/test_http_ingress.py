@@ -94,10 +94,10 @@ def poll(client: httpx.Client, url: str, timeout: float = 60) -> httpx.Response:
         time.sleep(0.2)
 
 
-def test_an_update_waits_for_the_worker_and_answers_the_v1_1_response(examples_db, redis_url, serve,
+def test_an_update_waits_for_the_worker_and_answers_the_v1_1_response(examples_db, redis_url, broker_url, serve,
                                                                         start_worker):
-    start_worker(examples_db, redis_url)
-    client = serve(examples_db)
+    start_worker(examples_db, redis_url, broker_url=broker_url)
+    client = serve(examples_db, broker_url=broker_url)
 
     response = client.post(UPDATE, content=(EXAMPLES / "updates.json").read_bytes())
 
@@ -189,24 +189,24 @@ def test_wait_false_answers_202_with_a_result_url_that_gives_the_response(exampl
 
 
 def test_a_wait_that_runs_out_answers_202_and_the_batch_completes_once_a_worker_runs(examples_db, redis_url,
-                                                                                     serve, start_worker):
-    client = serve(examples_db, http_wait_seconds=0.3)
+                                                                                     broker_url, serve, start_worker):
+    client = serve(examples_db, http_wait_seconds=0.3, broker_url=broker_url)
 
     accepted = client.post(UPDATE, json={"root": {"customer": [{"mobile": "919800000003", "lastname": "Lee"}]}})
     assert accepted.status_code == 202
     url = accepted.json()["response"]["result_url"]
     assert client.get(url).status_code == 202
 
-    start_worker(examples_db, redis_url)
+    start_worker(examples_db, redis_url, broker_url=broker_url)
     done = poll(client, url)
     assert done.status_code == 200
     assert done.json()["response"]["customers"]["customer"][0]["lastname"] == "Lee"
 
 
-def test_a_request_retried_with_its_idempotency_key_applies_nothing_twice(examples_db, redis_url, serve,
+def test_a_request_retried_with_its_idempotency_key_applies_nothing_twice(examples_db, redis_url, broker_url, serve,
                                                                          start_worker):
-    start_worker(examples_db, redis_url)
-    client = serve(examples_db)
+    start_worker(examples_db, redis_url, broker_url=broker_url)
+    client = serve(examples_db, broker_url=broker_url)
     body = {"root": {"customer": [{"mobile": "919800000001", "lastname": "Rao-Nair"}]}}
     key = {"Idempotency-Key": "pos-7-receipt-991"}
 

@@ -16,14 +16,14 @@ from tests.conftest import run_cli, wait_for_follow_on_work
 STREAM = "customer_updates.events"
 
 
-def _producer(db_url: str, redis_url: str) -> Producer:
-    return Producer(Settings(DATABASE_URL=db_url, REDIS_URL=redis_url))
+def _producer(db_url: str, redis_url: str, broker_url: str = "") -> Producer:
+    return Producer(Settings(DATABASE_URL=db_url, REDIS_URL=redis_url, broker_url=broker_url))
 
 
-def test_a_profile_completed_in_two_updates_is_rewarded_once_with_a_tier_upgrade(loaded_db, redis_url,
+def test_a_profile_completed_in_two_updates_is_rewarded_once_with_a_tier_upgrade(loaded_db, redis_url, broker_url,
                                                                                  start_worker):
-    start_worker(loaded_db, redis_url)
-    producer = _producer(loaded_db, redis_url)
+    start_worker(loaded_db, redis_url, broker_url=broker_url)
+    producer = _producer(loaded_db, redis_url, broker_url)
     # Asha (480 points, Bronze) lacks lastname and dob; the completion bonus (100) crosses Silver (500).
     first = producer.get_result(1, producer.enqueue_update(1, {"mobile": "919800000001", "lastname": "Rao"}),
                                 timeout=60)
