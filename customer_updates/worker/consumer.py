@@ -57,7 +57,16 @@ def is_task_body(payload: Any) -> bool:
             and isinstance(payload[1], dict) and isinstance(payload[2], dict | type(None)))
 
 
+# Celery's native delayed delivery needs topic exchanges (ours is direct: a retry's countdown is held by the
+# worker), so its step would only declare 28 unused queues; and with a failover list of RabbitMQ nodes it
+# retries a dead node of the list at every reconnection, about 17 s in which the worker consumed nothing.
+DELAYED_DELIVERY_STEP = "celery.worker.consumer.delayed_delivery:DelayedDelivery"
+
+
 class DeadLetteringConsumer(Consumer):
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [step for step in Consumer.Blueprint.default_steps if step != DELAYED_DELIVERY_STEP]
+
     def _dead_letter(self, message: Any, error: str) -> bool:
         try:
             worker_messages.dead_letter_body(resources.current(), raw_message(message), error)

@@ -111,6 +111,10 @@ HOOKS: tuple[Hook, ...] = (
     Hook("celery", _CELERY_CONSUMER, "create_task_handler",
          "Wrapped: any other error while receiving one message dead-letters it instead of stopping the worker; "
          "the wrapper relies on it calling the four hooks above.", _CONSUMER, replicates="007664d9b3de108d"),
+    Hook("celery", _CELERY_CONSUMER, "Blueprint",
+         "Subclassed: its default_steps without Celery's DelayedDelivery step (named there as "
+         "`celery.worker.consumer.delayed_delivery:DelayedDelivery`), which our direct exchange cannot use.",
+         _CONSUMER),
     Hook("celery", _CELERY_CONSUMER, "update_strategies",
          "Wrapped: each strategy in `strategies` first checks that the body is of the task protocol.", _CONSUMER),
     Hook("celery", _CELERY_CONSUMER, "strategies", "The per-task strategies the wrapper replaces.", _CONSUMER,

@@ -8,6 +8,7 @@ from customer_updates.async_producer import AsyncProducer
 from customer_updates.cli.settings_view import rows
 from customer_updates.messaging.broker import is_amqp, producer_app, shared_config, transport_options
 from customer_updates.settings import Settings
+from customer_updates.worker.consumer import DELAYED_DELIVERY_STEP, DeadLetteringConsumer
 
 NODES = ["amqp://app:pw-one@rabbit-1:5672/cu", "amqp://app:pw-two@rabbit-2:5672/cu",
          "amqp://app:pw-three@rabbit-3:5672/cu"]
@@ -52,3 +53,11 @@ def test_an_async_producer_on_rabbitmq_opens_no_redis_client_for_the_broker():
     client, broker = asyncio.run(buffer_clients())
     assert client is not None and broker is None
 
+
+def test_workers_leave_out_celerys_delayed_delivery_step_which_retries_a_dead_node_of_the_list():
+    from celery.worker.consumer import Consumer
+
+    assert DELAYED_DELIVERY_STEP in Consumer.Blueprint.default_steps  # else the name changed upstream
+    steps = DeadLetteringConsumer.Blueprint.default_steps
+    assert DELAYED_DELIVERY_STEP not in steps
+    assert len(steps) == len(Consumer.Blueprint.default_steps) - 1
