@@ -43,15 +43,20 @@ def _seed_pairs(url: str, pairs: int) -> list[tuple[int, int, str, str]]:
 
 
 @pytest.mark.system
-def test_merges_in_both_directions_at_once_end_consistent(db_url, redis_url, start_worker):
-    # Runs on PostgreSQL (row locks in user_id order) and on SQLite (serialised writers).
+# PostgreSQL (row locks in user_id order) and SQLite (serialised writers) with Redis as the broker, and
+# PostgreSQL with RabbitMQ: the broker changes only the delivery order, which SQLite's single writer hides.
+@pytest.mark.parametrize("database,broker", [("postgres", "redis"), ("sqlite", "redis"), ("postgres", "rabbitmq")])
+def test_merges_in_both_directions_at_once_end_consistent(database, broker, redis_url, start_worker,
+                                                          request: pytest.FixtureRequest):
+    db_url = str(request.getfixturevalue("pg_url" if database == "postgres" else "sqlite_url"))
+    broker_url = "" if broker == "redis" else str(request.getfixturevalue("rabbitmq_url"))
     load_examples(db_url)
     pairs = _seed_pairs(db_url, PAIRS)
     with session_scope(db_url) as session:
         points_before = session.scalar(select(func.sum(t.Customer.loyalty_points)).where(
             t.Customer.org_id == 1, t.Customer.active))
     for _ in range(3):
-        start_worker(db_url, redis_url, concurrency=2)
+        start_worker(db_url, redis_url, concurrency=2, broker_url=broker_url)
 
     commands = []
     for _a_id, b_id, mobile, email in pairs:
@@ -61,7 +66,7 @@ def test_merges_in_both_directions_at_once_end_consistent(db_url, redis_url, sta
         commands.append({"org_id": 1, "request_id": uuid.uuid4().hex, "issued_at": now,
                          "customer": {"id": b_id, "mobile": mobile}})
     random.Random(7).shuffle(commands)
-    settings = Settings(DATABASE_URL=db_url, REDIS_URL=redis_url)
+    settings = Settings(DATABASE_URL=db_url, REDIS_URL=redis_url, broker_url=broker_url)
     # Mixed message sizes: single commands and small groups land in different workers' batches.
     messages, i = [], 0
     while i < len(commands):

@@ -27,7 +27,8 @@ CUSTOMERS = int(os.environ.get("CU_AWARD_CUSTOMERS", "200"))
 
 
 @pytest.mark.system
-def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redis_url, start_worker, tmp_path):
+def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redis_url, broker_url, start_worker,
+                                                                    tmp_path):
     load_examples(pg_url)
     with session_scope(pg_url) as session:
         for i in range(CUSTOMERS):
@@ -35,11 +36,11 @@ def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redi
                                    active=True))
     fast = {"visibility_timeout": "5", "outbox_relay_after_seconds": "1", "outbox_relay_interval_seconds": "1"}
     dying = start_worker(pg_url, redis_url, concurrency=1, failpoint="after_commit",
-                         failpoint_once_file=str(tmp_path / "died"), **fast)
+                         failpoint_once_file=str(tmp_path / "died"), broker_url=broker_url, **fast)
 
     commands = [{"org_id": 1, "request_id": uuid.uuid4().hex, "issued_at": utcnow().isoformat(),
                  "customer": {"mobile": f"9180{i:08d}", "email": f"fill{i}@example.com"}} for i in range(CUSTOMERS)]
-    settings = Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url)
+    settings = Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url, broker_url=broker_url)
     publish_many([[c] for c in commands] * 3, celery=producer_app(settings))
 
     dying.process.wait(60)
@@ -50,7 +51,7 @@ def test_awards_are_applied_exactly_once_across_a_kill_after_commit(pg_url, redi
             t.OutboxEntry.published_at.is_not(None)))
     assert committed and committed > 0 and published == 0, "died after a commit, before publishing"
 
-    start_worker(pg_url, redis_url, concurrency=2, beat=True, **fast)
+    start_worker(pg_url, redis_url, concurrency=2, beat=True, broker_url=broker_url, **fast)
     producer = Producer(settings)
     results = [producer.get_result(1, str(c["request_id"]), timeout=120) for c in commands]
     assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)

@@ -158,6 +158,7 @@ def _unacked_poison(secret: str) -> list[bytes]:
             f"not a record {secret}".encode()]
 
 
+# Redis only: the poison is raw kombu envelopes pushed onto the Redis list (RabbitMQ: test_rabbitmq_dead_letters.py).
 def test_generated_poison_never_stops_a_live_worker_and_every_good_command_is_applied(
         pg_url, redis_url, start_worker, report):
     items = generate(150)

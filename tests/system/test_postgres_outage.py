@@ -29,7 +29,7 @@ RETRY_KEYS = ("max_retries", "retry_budget_seconds", "retry_backoff_base", "retr
 
 
 def test_a_database_outage_mid_run_is_retried_until_every_command_applied_once(
-        own_postgres, own_postgres_url, redis_url, start_worker, report):
+        own_postgres, own_postgres_url, redis_url, broker_url, start_worker, report):
     db_url = own_postgres_url
     workload = build_workload(seed=2)
     prepare_database(db_url, workload.customers)
@@ -37,16 +37,16 @@ def test_a_database_outage_mid_run_is_retried_until_every_command_applied_once(
     # about 23 s on average. (With 10, about 13 s, a message now and then ran out of tries on a loaded
     # machine: every message a worker holds is retried on its own while the database is away.)
     settings = {**WORKER_SETTINGS, "max_retries": 15, "retry_backoff_max": 4.0}
-    worker = start_worker(db_url, redis_url, concurrency=2, beat=True, **settings)
-    publisher = PacedPublisher(redis_url, workload.messages(), seconds=12).start()
+    worker = start_worker(db_url, redis_url, concurrency=2, beat=True, broker_url=broker_url, **settings)
+    publisher = PacedPublisher(redis_url, workload.messages(), seconds=12, broker_url=broker_url).start()
 
     down_mid_run(db_url, workload, own_postgres, OUTAGE_SECONDS)
     publisher.join()
 
-    seconds = wait_until_done(db_url, redis_url, workload)
+    seconds = wait_until_done(db_url, redis_url, workload, broker_url=broker_url)
 
     assert dead_letters(redis_url) == []
-    figures = check_outcome(db_url, redis_url, workload)
+    figures = check_outcome(db_url, redis_url, workload, broker_url=broker_url)
     retries = count_log(worker.log_path, "retrying message")
     assert retries > 0, "the outage did not hit the run"
     report(**figures, outage_seconds=OUTAGE_SECONDS, retries_logged=retries,

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 DOWN_SECONDS = 3
 
 
+# Redis only: the broker restarted is Redis with its AOF; RabbitMQ's quorum queues keep messages on their own.
 def test_a_redis_restart_mid_run_loses_no_message_and_applies_nothing_twice(pg_url, own_redis, start_worker,
                                                                            report):
     redis_url = own_redis.url

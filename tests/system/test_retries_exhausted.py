@@ -68,18 +68,18 @@ def _wait(predicate, timeout: float = 120) -> None:
 
 
 def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replays_once(
-        pg_url, redis_url, start_worker, report):
+        pg_url, redis_url, broker_url, start_worker, report):
     workload = build_workload(seed=7)
     prepare_database(pg_url, workload.customers)
     broken = _broken_org_commands(pg_url, 10)
     with session_scope(pg_url) as session:
         session.execute(text(BREAK))
     # Each broken command travels alone; good commands share messages with each other only.
-    publish(redis_url, workload.messages() + [[c] for c in broken])
-    worker = start_worker(pg_url, redis_url, concurrency=2, beat=True,
+    publish(redis_url, workload.messages() + [[c] for c in broken], broker_url)
+    worker = start_worker(pg_url, redis_url, concurrency=2, beat=True, broker_url=broker_url,
                           **{**WORKER_SETTINGS, "max_retries": MAX_RETRIES, "retry_backoff_max": BACKOFF_MAX})
 
-    wait_until_done(pg_url, redis_url, workload)
+    wait_until_done(pg_url, redis_url, workload, broker_url=broker_url)
     _wait(lambda: len(dead_letters(redis_url)) >= len(broken))
 
     letters = dead_letters(redis_url)
@@ -100,22 +100,22 @@ def test_a_command_failing_until_its_retries_run_out_is_dead_lettered_and_replay
     assert count_log(worker.log_path, "dead letter") == len(broken)
     log = worker.log_path.read_text()
     assert "Fixed" not in log and mobile_of(1) not in log
-    check_outcome(pg_url, redis_url, workload)
+    check_outcome(pg_url, redis_url, workload, broker_url=broker_url)
 
     # The cause goes away; the operator replays. Then replays again, and replays a saved copy.
     with session_scope(pg_url) as session:
         session.execute(text(REPAIR))
-    replayed = run_cli(["dead-letters", "replay"], pg_url, redis_url)
+    replayed = run_cli(["dead-letters", "replay"], pg_url, redis_url, broker_url=broker_url)
     assert replayed.returncode == 0, replayed.stderr
     _wait(lambda: _records(pg_url) == len(broken))
     results = [read_result(client, BROKEN_ORG, c["request_id"]) for c in broken]
     assert all(r is not None and r["item_status"]["code"] == "1000" for r in results)
-    again = run_cli(["dead-letters", "replay"], pg_url, redis_url)
+    again = run_cli(["dead-letters", "replay"], pg_url, redis_url, broker_url=broker_url)
     assert again.returncode == 0 and "replayed 0" in again.stderr
     key = Settings().dead_letter_key
     client.rpush(key, *[json.dumps(e) for e in letters])
-    assert run_cli(["dead-letters", "replay"], pg_url, redis_url).returncode == 0
-    wait_until_done(pg_url, redis_url, workload)
+    assert run_cli(["dead-letters", "replay"], pg_url, redis_url, broker_url=broker_url).returncode == 0
+    wait_until_done(pg_url, redis_url, workload, broker_url=broker_url)
     assert client.llen(key) == 0
     with session_scope(pg_url) as session:
         audit = session.execute(select(t.AuditEntry.request_id, func.count())

@@ -50,6 +50,7 @@ def _hold_a_reservation(pg_url: str, redis_url: str, start_worker, settings: dic
     return holder, other, workload, held_messages * 10
 
 
+# Redis only: leases renew kombu's Redis unacked index (RabbitMQ: test_reserved_commands_recovery.py).
 def test_a_killed_workers_reservation_is_applied_by_a_running_worker_within_the_lease(
         pg_url, redis_url, start_worker, report):
     # Default recovery settings (visibility timeout and leases); quick retries and relay only.
@@ -77,6 +78,7 @@ def test_a_killed_workers_reservation_is_applied_by_a_running_worker_within_the_
            redelivered=outcomes_in_logs(holder, other)["duplicate"])
 
 
+# Redis only: the pause outlasts the leases; on RabbitMQ the heartbeat (test_reserved_commands_recovery.py).
 def test_a_worker_paused_past_the_visibility_timeout_applies_nothing_twice_when_it_resumes(
         pg_url, redis_url, start_worker, report):
     holder, other, workload, held = _hold_a_reservation(pg_url, redis_url, start_worker, WORKER_SETTINGS)
