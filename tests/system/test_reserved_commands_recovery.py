@@ -1,21 +1,31 @@
-"""RabbitMQ: SIGKILL of a worker holding more than a thousand reserved commands while another worker runs.
+"""RabbitMQ: a worker holding more than a thousand reserved commands while another worker runs is killed
+(SIGKILL), or paused (SIGSTOP) and resumed later.
 
-Its connection closes with it, so the quorum queue hands its unacknowledged messages to the other worker at
-once (no visibility timeout): the figure reported is the seconds from the kill until every command has its
-result, with the default settings. Nothing may be lost or applied twice.
+Killed, its connection closes with it, so the quorum queue hands its unacknowledged messages to the other
+worker at once (no visibility timeout): the figure reported is the seconds from the kill until every command
+has its result, with the default settings. Paused, its connection stays open but silent: RabbitMQ closes it
+only once the worker's AMQP heartbeats are missed (the lower of the heartbeat Celery asks for,
+`broker_heartbeat`, and RabbitMQ's own, 60 s by default), then hands its messages to the other worker: the
+figure reported is the seconds from the pause until every command has its result. When it resumes, its late
+commits and acknowledgements must apply nothing twice. Nothing may be lost either way.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.system.harness import (
+    UPDATES_QUEUE,
+    WORKER_SETTINGS,
     build_workload,
     check_outcome,
+    log_entries,
+    outcomes_in_logs,
     prepare_database,
     publish,
     rabbitmq_backlog,
@@ -54,6 +64,45 @@ def test_a_killed_workers_reserved_commands_reach_the_other_worker_when_its_conn
     figures = check_outcome(pg_url, redis_url, workload, broker_url=rabbitmq_url)
     assert other.process.poll() is None
     report(**figures, reserved_commands=reserved * MESSAGE_SIZE, results_after_kill_seconds=round(recovery, 1))
+
+
+def test_a_worker_paused_past_its_heartbeat_applies_nothing_twice_when_it_resumes(
+        pg_url, redis_url, rabbitmq_url, start_worker, report):
+    workload = build_workload(count=3000, seed=11)
+    prepare_database(pg_url, workload.customers)
+    holder = start_worker(pg_url, redis_url, concurrency=1, queues=UPDATES_QUEUE, broker_url=rabbitmq_url,
+                          **WORKER_SETTINGS)
+    for child in psutil.Process(holder.process.pid).children():
+        # Its pool waits, so that it holds a reservation and no database transaction when the pause comes.
+        child.send_signal(signal.SIGSTOP)
+    publish(redis_url, workload.messages(MESSAGE_SIZE), rabbitmq_url)
+    reserved = _wait_for_unacked(rabbitmq_url, at_least=10)
+    assert reserved * MESSAGE_SIZE >= 1000, reserved
+
+    holder.kill(signal.SIGSTOP)  # the whole process group: main process, pool and all
+    paused = time.monotonic()
+    other = start_worker(pg_url, redis_url, concurrency=2, beat=True, broker_url=rabbitmq_url, **WORKER_SETTINGS)
+    wait_for_records(pg_url, 1, len(workload.commands), timeout=400)
+    takeover = time.monotonic() - paused  # the paused worker's messages went to the other one and were applied
+    holder.kill(signal.SIGCONT)
+    resumed = time.monotonic()
+
+    wait_until_done(pg_url, redis_url, workload, timeout=120, broker_url=rabbitmq_url)
+    # Its pool applies the batch it was handed before the pause: all of it already applied by the other.
+    _wait_for_log(holder.log_path, "duplicate", timeout=60)
+    figures = check_outcome(pg_url, redis_url, workload, broker_url=rabbitmq_url)
+    assert holder.process.poll() is None and other.process.poll() is None
+    report(**figures, reserved_commands=reserved * MESSAGE_SIZE, results_while_paused_seconds=round(takeover, 1),
+           drained_after_resume_seconds=round(time.monotonic() - resumed, 1),
+           redelivered=outcomes_in_logs(holder, other)["duplicate"])
+
+
+def _wait_for_log(log_path: Path, outcome: str, timeout: float) -> None:
+    """Until the worker of this log has logged a batch with commands of this outcome."""
+    deadline = time.monotonic() + timeout
+    while not any(int(entry.get(outcome, 0)) for entry in log_entries(log_path, "batch")):
+        assert time.monotonic() < deadline, f"no batch with {outcome} commands logged after {timeout}s"
+        time.sleep(0.5)
 
 
 def _wait_for_unacked(broker_url: str, at_least: int, timeout: float = 60) -> int:
