@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         20, ge=1, description="RabbitMQ only: deliveries of one message (each return after a consumer died counts) "
         "before the quorum queue dead-letters it to the dead-letter list instead of delivering it again."
     )
+    amqp_heartbeat_seconds: int = Field(
+        5, ge=0, description="RabbitMQ only: the AMQP heartbeat a worker asks for (RabbitMQ takes the lower of "
+        "this and its own, 60 by default). RabbitMQ hands a worker's unacknowledged messages to another one only "
+        "when that worker's connection closes, and it notices a host the network cut off only when heartbeats "
+        "stop, one to two heartbeats later. 0 turns heartbeats off (a cut-off host's messages then wait for TCP "
+        "to give up, which can take many minutes)."
+    )
     visibility_timeout: float = Field(
         20, ge=2,
         description="Seconds a reserved message stays with its worker without that worker renewing its lease "
@@ -45,6 +52,13 @@ class Settings(BaseSettings):
         "quarter of this and every worker sweeps as often, so a killed worker's messages are back on the "
         "queue within 1.25 times this (customer_updates/worker/leases.py). Task length does not matter: "
         "leases are renewed while tasks run.",
+    )
+    database_unreachable_client_seconds: int = Field(
+        10, ge=0, description="PostgreSQL only: seconds the server keeps the session of a client it cannot reach "
+        "(a worker host cut off by the network) before it drops the session and with it the row locks of its "
+        "open transaction; each connection sets the server's TCP keepalive and tcp_user_timeout parameters to "
+        "this. Until then other workers wait on those customers; the server's own default is two hours of TCP "
+        "keepalive. 0 keeps the server's settings.",
     )
     max_retries: int = Field(
         30, description="Most transient-failure retries of one message, whatever retry_budget_seconds allows."

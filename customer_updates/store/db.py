@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from customer_updates import jsontext
+from customer_updates.settings import get_settings
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -45,6 +46,28 @@ def _sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _drop_unreachable_clients(engine: Engine, seconds: int) -> None:
+    """Have PostgreSQL drop each session of this engine once its client stops answering for `seconds`.
+
+    A worker host cut off by the network leaves its open transaction, and the row locks in it, on the
+    server: the server is waiting for the client's next statement (or the rest of a COPY), and it notices a
+    client that is gone only through TCP, after two hours of keepalive by default. Every worker that
+    updates those customers waits that long. Keepalive probes (idle, then three probes) find a silent peer,
+    tcp_user_timeout one that stops acknowledging what the server sent. A client that is merely busy still
+    acknowledges both, so only an unreachable one is dropped.
+    """
+    idle, interval = max(1, seconds * 2 // 5), max(1, seconds // 5)
+    parameters = {"tcp_keepalives_idle": idle, "tcp_keepalives_interval": interval, "tcp_keepalives_count": 3,
+                  "tcp_user_timeout": seconds * 1000}
+    statement = "SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in parameters.items())
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(statement)
+        dbapi_connection.commit()
+
+
 def get_engine(url: str) -> Engine:
     url = normalise_url(url)
     with _lock:
@@ -60,6 +83,9 @@ def get_engine(url: str) -> Engine:
                 # executemany INSERTs as multi-row VALUES statements (1,000 rows a page), as SQLAlchemy
                 # does for psycopg2: psycopg 3 otherwise sends and parses one statement per row.
                 engine.dialect.use_insertmanyvalues_wo_returning = True
+                unreachable = get_settings().database_unreachable_client_seconds
+                if unreachable:
+                    _drop_unreachable_clients(engine, unreachable)
             _engines[url] = engine
         return engine
 

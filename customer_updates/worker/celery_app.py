@@ -32,6 +32,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                                      "visibility_timeout": settings.visibility_timeout,
                                      "fetch_batch": settings.worker_fetch_batch,
                                      "dead_letter_key": settings.dead_letter_key},
+        # RabbitMQ returns a worker's unacknowledged messages only when its connection closes, and notices a
+        # host the network cut off only through missed heartbeats (Celery asks for 120 s, RabbitMQ for 60).
+        "broker_heartbeat": settings.amqp_heartbeat_seconds,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
