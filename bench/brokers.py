@@ -48,9 +48,12 @@ def empty_queues(broker_url: str) -> None:
     """Delete the queues a run used on RabbitMQ (nothing to do for Redis: its database is emptied)."""
     if not broker_url:
         return
-    from kombu import Connection
+    from kombu import Connection, pools
 
     with Connection(broker_url) as conn:
         for name in (*QUEUES, DEAD_LETTER_QUEUE, REFERENCE_QUEUE):
             with contextlib.suppress(*conn.channel_errors):  # not declared: only its channel closes
                 conn.channel().queue_delete(name)
+    # kombu's process-wide pools remember which queues their connections declared: the next run's producer
+    # would not declare the deleted queues again, and RabbitMQ would drop every message it sends.
+    pools.reset()
