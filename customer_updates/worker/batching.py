@@ -147,7 +147,24 @@ class PacedBatches(Batches):
         else:
             qos.decrement_eventually((current - wanted) * processes)
         qos.update()
+        self._restart_amqp_consumer()
         log.info("prefetch changed", extra={"prefetch": wanted, "commands_per_message": round(self._message_size, 1)})
+
+    def _restart_amqp_consumer(self) -> None:
+        """On RabbitMQ, make the new prefetch count hold: quorum queues refuse a channel-wide (global) one, and a
+        per-consumer count set by `basic.qos` holds only for consumers started after it. So the task consumer
+        is cancelled and started again (new consumer tags, the queues and callbacks unchanged), as Celery does
+        when told to add or cancel a queue. Messages already delivered stay with this worker and are
+        acknowledged as before: acknowledgements are by delivery tag on the channel, not by consumer."""
+        task_consumer = getattr(self._consumer, "task_consumer", None)
+        connection = getattr(self._consumer, "connection", None)
+        if task_consumer is None or getattr(getattr(connection, "transport", None), "driver_type", None) != "amqp":
+            return
+        try:
+            task_consumer.cancel()
+            task_consumer.consume()
+        except Exception:  # a lost connection: Celery's reconnection starts the consumer again
+            log.warning("task consumer not restarted for the new prefetch count", exc_info=True)
 
     def batch_returned(self) -> None:
         """A pool process just returned a batch (its acks made room in the prefetch window): hand it the
