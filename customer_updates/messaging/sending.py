@@ -7,6 +7,7 @@ no mobile, email or name leaves the payload itself.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,8 @@ from customer_updates.messaging.masking import mask_value as mask_value
 from customer_updates.messaging.masking import masked_repr
 from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
 
+log = logging.getLogger("customer_updates.sending")
+
 
 def sent_header() -> dict[str, float]:
     """When the message was sent: Celery records no such time; `health` reads it for the queue's age."""
@@ -32,13 +35,14 @@ def sent_header() -> dict[str, float]:
 
 
 def send_apply(commands: list[Any], *, celery: Celery, attempt: int = 0, countdown: float | None = None,
-               producer: Any = None) -> None:
+               producer: Any = None, retry: bool | None = None) -> None:
+    """`retry`: whether kombu reconnects and sends again on a connection error (None: Celery's setting)."""
     kwargs: dict[str, Any] = {"commands": commands}
     if attempt:
         kwargs["attempt"] = attempt
     celery.send_task(APPLY_TASK, kwargs=kwargs, queue=UPDATES_QUEUE, countdown=countdown,
                      kwargsrepr=masked_repr(commands), argsrepr="()", producer=producer,
-                     headers=sent_header())
+                     headers=sent_header(), retry=retry)
 
 
 # Awards per follow-on task: one transaction applies them all (see services/awards.py).
@@ -66,9 +70,81 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
     with celery.pool.acquire(block=True) as connection:
         if connection.transport.driver_type == "redis" and _redis_publish(celery, connection, messages):
             return
+        if connection.transport.driver_type == "amqp" and len(messages) >= AMQP_PIPELINE_AT:
+            try:
+                _amqp_publish(celery, connection, messages)
+                return
+            except connection.recoverable_connection_errors:
+                # Sent again below, a message at a time with kombu's reconnection: a command that reaches
+                # the queue twice is applied once (its request id).
+                log.warning("pipelined publish lost its connection; sending one message at a time")
     with celery.producer_or_acquire() as producer:
         for commands in messages:
             send_apply(commands, producer=producer, celery=celery)
+
+
+# RabbitMQ: from this many messages on, a channel of their own (three round trips: open, confirm mode, close)
+# costs less than kombu's wait for the broker's confirm after each message and each task-sent event.
+AMQP_PIPELINE_AT = 4
+AMQP_CONFIRM_TIMEOUT = 60.0  # seconds to wait for RabbitMQ to confirm what a call published
+
+
+def _amqp_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
+    """Publish on RabbitMQ with publisher confirms, waiting once for all of them.
+
+    With `confirm_publish` py-amqp waits for the broker's confirm after every publish (the message and its
+    task-sent event: two round trips a message). Here the messages go through Celery as usual, on a channel
+    of their own in confirm mode whose publishes do not wait, and the call returns once RabbitMQ has
+    confirmed every one of them (a confirm with `multiple` covers all the tags up to its own). A nack or a
+    timeout raises: the caller knows only that some of them may be on the queue, as with any failed send."""
+    from amqp.exceptions import MessageNacked
+
+    channel = connection.channel()
+    try:
+        # Confirms may come one tag at a time, or one for every tag up to its own (`multiple`), in any order.
+        published, confirmed_up_to, nacked = 0, 0, False
+        confirmed: set[int] = set()
+        plain_publish = channel._basic_publish  # py-amqp's publish without the wait (worker/hooks.py)
+
+        def counting_publish(*args: Any, **kwargs: Any) -> Any:
+            nonlocal published
+            published += 1
+            return plain_publish(*args, **kwargs)
+
+        def on_ack(tag: int, multiple: bool) -> None:
+            nonlocal confirmed_up_to
+            if multiple:
+                confirmed_up_to = max(confirmed_up_to, tag)
+            else:
+                confirmed.add(tag)
+
+        def unconfirmed() -> int:
+            nonlocal confirmed_up_to
+            while confirmed_up_to + 1 in confirmed:
+                confirmed_up_to += 1
+            return sum(1 for tag in range(confirmed_up_to + 1, published + 1) if tag not in confirmed)
+
+        def on_nack(tag: int, multiple: bool) -> None:
+            nonlocal nacked
+            nacked = True
+
+        channel.basic_publish = counting_publish
+        channel.events["basic_ack"].add(on_ack)
+        channel.events["basic_nack"].add(on_nack)
+        channel.confirm_select()
+        producer = celery.amqp.Producer(channel)
+        for commands in messages:
+            send_apply(commands, producer=producer, celery=celery, retry=False)
+        deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
+        while not nacked and (missing := unconfirmed()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"RabbitMQ did not confirm {missing} of {published} publishes")
+            connection.drain_events(timeout=left)
+        if nacked:
+            raise MessageNacked("RabbitMQ refused a message (nack)")
+    finally:
+        channel.close()
 
 
 # Messages per LPUSH: large enough to amortise the round trip, small enough to keep Redis responsive.

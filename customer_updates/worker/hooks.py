@@ -99,6 +99,12 @@ HOOKS: tuple[Hook, ...] = (
     Hook("kombu", "kombu.common:QoS", "increment_eventually",
          "The prefetch count follows the size of the messages (with decrement_eventually, update, value).",
          _BATCHING),
+    # py-amqp (through kombu's pyamqp transport): RabbitMQ producers wait once for many publisher confirms.
+    Hook("amqp", "amqp.channel:Channel", "_basic_publish",
+         "The publish that does not wait for the broker's confirm: with `confirm_publish` py-amqp sets each "
+         "channel's `basic_publish` to `basic_publish_confirm`, which waits after every message; a channel of "
+         "`publish_many`'s own publishes with this one in confirm mode and waits once for all confirms.",
+         ("customer_updates/messaging/sending.py",)),
     # Celery's consumer: messages it cannot use are dead-lettered instead of dropped.
     Hook("celery", _CELERY_CONSUMER, "on_decode_error", "Overridden: an undecodable body is dead-lettered.",
          _CONSUMER),

@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 from customer_updates.worker.hooks import HOOKS, Hook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FRAMEWORKS = ("celery", "kombu", "celery_batches", "billiard")
+FRAMEWORKS = ("celery", "kombu", "celery_batches", "billiard", "amqp")
 
 
 def _pins() -> dict[str, str]:
@@ -274,3 +274,13 @@ def test_celerys_event_receiver_reads_a_grouped_task_multi_message_as_its_events
 
     assert seen == ["t0", "t1", "t2"], (
         f"Celery's event receiver no longer reads a list body as grouped events (pinned {_pins()['celery']})")
+
+
+def test_py_amqp_makes_every_publish_of_a_confirming_connection_wait_and_keeps_the_plain_one_as_basic_publish():
+    from amqp.channel import Channel
+
+    # messaging/sending.py undoes the first on a channel of its own and relies on the second not waiting.
+    assert "self.basic_publish = self.basic_publish_confirm" in inspect.getsource(Channel.__init__)
+    assert Channel.basic_publish is Channel._basic_publish
+    assert "wait" not in inspect.getsource(Channel._basic_publish).split('"""')[-1]
+    assert {"basic_ack", "basic_nack"} <= set(re.findall(r"self\.events\['(\w+)'\]", inspect.getsource(Channel)))

@@ -1,0 +1,84 @@
+"""RabbitMQ: the prefetch count follows the size of the messages, as on Redis, and many messages are sent with
+one wait for their publisher confirms.
+
+Quorum queues refuse a channel-wide prefetch, and a per-consumer one holds only for consumers started after
+it was set; the worker restarts its task consumer when it changes the count (worker/batching.py). Without
+that, one-update messages ran with the 32 messages a worker of two processes starts with, and the pool
+idled for lack of messages.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from customer_updates.messaging.broker import producer_app
+from customer_updates.messaging.names import UPDATES_QUEUE
+from customer_updates.messaging.sending import publish_many
+from customer_updates.models import tables as t
+from customer_updates.models.commands import utcnow
+from customer_updates.settings import Settings
+from customer_updates.store.db import session_scope
+from customer_updates.worker.batching import prefetch_for, reserved_per_process
+
+MESSAGES = 400
+PROCESSES = 2
+
+
+def _consumer_prefetch_counts(broker_url: str, queue: str) -> list[int]:
+    vhost = broker_url.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_consumers", "-p", vhost, "queue_name", "prefetch_count",
+                          "--no-table-headers"], check=True, capture_output=True, text=True, timeout=60).stdout
+    return [int(count) for name, count in (line.split("\t") for line in out.splitlines() if line.strip())
+            if name == queue]
+
+
+def _commands(count: int) -> list[dict[str, Any]]:
+    return [{"org_id": 1, "request_id": f"prefetch-{uuid.uuid4().hex}", "issued_at": utcnow().isoformat(),
+             "customer": {"mobile": "919800000001", "firstname": f"First{i}"}} for i in range(count)]
+
+
+def test_one_update_messages_raise_the_prefetch_of_the_running_rabbitmq_consumer(
+        loaded_db, redis_url, rabbitmq_url, start_worker):
+    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url)
+    worker = start_worker(loaded_db, redis_url, concurrency=PROCESSES, broker_url=rabbitmq_url)
+    starting = settings.worker_prefetch_multiplier * PROCESSES
+    assert _consumer_prefetch_counts(rabbitmq_url, UPDATES_QUEUE) == [starting]
+
+    commands = _commands(MESSAGES)
+    publish_many([[command] for command in commands], celery=producer_app(settings))
+    deadline = time.monotonic() + 60
+    applied = 0
+    while time.monotonic() < deadline:
+        with session_scope(loaded_db) as session:
+            applied = session.scalar(select(func.count()).select_from(t.CommandRecord).where(
+                t.CommandRecord.request_id.like("prefetch-%"))) or 0
+        if applied == MESSAGES:
+            break
+        time.sleep(0.2)
+
+    assert applied == MESSAGES, worker.log_tail()
+    per_process = prefetch_for(1.0, reserved_per_process(settings.worker_reserved_commands, PROCESSES,
+                                                         settings.worker_batch_size),
+                               settings.worker_prefetch_max, settings.worker_prefetch_multiplier)
+    # One consumer of the queue (the first was cancelled), started with the count for one-update messages.
+    assert _consumer_prefetch_counts(rabbitmq_url, UPDATES_QUEUE) == [per_process * PROCESSES]
+    assert "prefetch changed" in worker.log_path.read_text()
+
+
+def test_many_messages_sent_at_once_are_all_on_the_rabbitmq_queue_when_the_call_returns(loaded_db, redis_url,
+                                                                                         rabbitmq_url):
+    from kombu import Connection
+
+    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url)
+    messages = [[command] for command in _commands(250)]
+
+    publish_many(messages, celery=producer_app(settings))  # one wait for 250 publisher confirms
+
+    with Connection(rabbitmq_url) as conn:
+        declared = conn.default_channel.queue_declare(UPDATES_QUEUE, passive=True)
+    assert declared.message_count == len(messages)
