@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("producer", help="enqueue speed: every producer path against task.delay per command")
     p.add_argument("--commands", type=int, default=20_000)
     p.add_argument("--redis-db", type=int, default=13)
+    p.add_argument("--broker", default="redis", help="redis, rabbitmq or both (redis,rabbitmq): a table for each")
     m = sub.add_parser("merge-cost", help="time per update of merging updates against plain ones")
     m.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     m.add_argument("--customers", type=int, default=20_000)
@@ -168,7 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         redis_url, client = claim_redis(args.redis_db)
         try:
             if args.command == "producer":
-                return producer_speed.main(redis_url, args.commands, lambda: empty_redis(client))
+                with broker_urls([b.strip() for b in args.broker.split(",") if b.strip()]) as brokers:
+                    for name, broker_url in brokers.items():
+                        print(f"\nbroker: {name}")
+
+                        def empty(broker_url: str = broker_url) -> None:
+                            empty_redis(client)
+                            empty_queues(broker_url)
+
+                        producer_speed.main(redis_url, args.commands, empty, broker_url)
+                return 0
             return batch_cost.main(args.db, args.customers, args.batches, args.message_size, args.repeat, redis_url)
         finally:
             empty_redis(client)

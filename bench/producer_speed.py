@@ -27,8 +27,8 @@ def _items(count: int) -> list[dict[str, object]]:
              "custom_fields": {"field": [{"name": "favourite_drink", "value": "chai"}]}} for i in range(count)]
 
 
-def _settings(redis_url: str, **extra: Any) -> Settings:
-    return Settings(DATABASE_URL="sqlite://", REDIS_URL=redis_url, **extra)
+def _settings(redis_url: str, broker_url: str, **extra: Any) -> Settings:
+    return Settings(DATABASE_URL="sqlite://", REDIS_URL=redis_url, broker_url=broker_url, **extra)
 
 
 def _timed(run: Callable[[], int]) -> tuple[float, PhaseLoad | None]:
@@ -54,10 +54,10 @@ def _threads(producer: Producer, items: list[dict[str, object]]) -> int:
     return share * THREADS
 
 
-async def _async_rows(redis_url: str, items: list[dict[str, object]], sample: list[dict[str, object]],
+async def _async_rows(redis_url: str, broker_url: str, items: list[dict[str, object]], sample: list[dict[str, object]],
                       empty: Callable[[], None]) -> list[tuple[str, float, PhaseLoad | None]]:
     rows = []
-    async with AsyncProducer(_settings(redis_url)) as producer:
+    async with AsyncProducer(_settings(redis_url, broker_url)) as producer:
         await producer.enqueue_update(1, sample[0])  # connect first
 
         async def buffered() -> None:
@@ -87,12 +87,13 @@ async def _async_rows(redis_url: str, items: list[dict[str, object]], sample: li
     return rows
 
 
-def main(redis_url: str, commands: int, empty: Callable[[], None]) -> int:
+def main(redis_url: str, commands: int, empty: Callable[[], None], broker_url: str = "") -> int:
+    """`broker_url`: empty for Redis (`redis_url` is the broker), or a RabbitMQ vhost's URL."""
     items = _items(commands)
     sample = items[: max(1, commands // 10)]  # the paths bound by a round trip per command
     rows: list[tuple[str, float, PhaseLoad | None]] = []
     for message_size, body_size in ((100, 1000), (100, commands), (1, 1000)):
-        producer = Producer(_settings(redis_url, producer_message_size=message_size))
+        producer = Producer(_settings(redis_url, broker_url, producer_message_size=message_size))
         producer.enqueue_batch(1, {"root": {"customer": items[:10]}})  # connect first
         empty()
 
@@ -104,7 +105,7 @@ def main(redis_url: str, commands: int, empty: Callable[[], None]) -> int:
         rows.append((f"enqueue_batch, {body_size} items/call, {message_size}/message", *_timed(batches)))
         producer.close()
         empty()
-    producer = Producer(_settings(redis_url))
+    producer = Producer(_settings(redis_url, broker_url))
     producer.enqueue_update(1, sample[0])  # connect first
 
     def durable() -> int:
@@ -126,8 +127,12 @@ def main(redis_url: str, commands: int, empty: Callable[[], None]) -> int:
                  *_timed(lambda: _threads(producer, items))))
     producer.close()
     empty()
-    rows.extend(asyncio.run(_async_rows(redis_url, items, sample, empty)))
-    reference.app.conf.broker_url = redis_url
+    rows.extend(asyncio.run(_async_rows(redis_url, broker_url, items, sample, empty)))
+    if reference.app.conf.broker_url != (broker_url or redis_url):
+        # The app caches the pools of its first broker URL, as bench/targets.py says.
+        reference.app.conf.broker_url = broker_url or redis_url
+        reference.app._pool = None
+        reference.app.amqp._producer_pool = None
     reference.update_customer.delay("warm-up", sample[0])
 
     def delays() -> int:

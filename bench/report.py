@@ -22,15 +22,24 @@ def one_line(f: Figures) -> str:
 
 
 def table(title: str, figures: list[Figures]) -> str:
-    rows = [HEADER, *(row(f) for f in figures)]
-    withheld = None
-    if len(figures) == 2 and figures[1].rate:
-        ours, ref = figures
+    """The medians of each system, and a ratio row after each pair of customer-updates and the reference (one
+    pair per broker, in the order `run` measures them)."""
+    rows: list[tuple[str, ...]] = [HEADER]
+    withheld_notes = []
+    for start in range(0, len(figures), 2):
+        pair = figures[start:start + 2]
+        rows.extend(row(f) for f in pair)
+        if len(pair) != 2 or not pair[1].rate:
+            continue
+        ours, ref = pair
+        on = ours.system.removeprefix("customer-updates")  # "" or " on RabbitMQ"
+        label = f"ratio (customer-updates / reference){on}"
         withheld = incomparable(ours.load, ref.load)
         if withheld:  # the label stays, so that a reader sees the ratio was withheld and why (below)
-            rows.append(("ratio (customer-updates / reference)", "withheld", "", "", "", "", "", "withheld"))
+            rows.append((label, "withheld", "", "", "", "", "", "withheld"))
+            withheld_notes.append(f"ratio{on} withheld: {withheld} (bench/README.md, 'Load and steal')")
         else:
-            rows.append(("ratio (customer-updates / reference)", f"{ours.rate / ref.rate:.1f}x", "", "", "", "",
+            rows.append((label, f"{ours.rate / ref.rate:.1f}x", "", "", "", "",
                          "", f"{ours.cpu_ms_per_update / ref.cpu_ms_per_update:.2f}x" if ref.cpu_ms_per_update
                          else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
@@ -41,8 +50,7 @@ def table(title: str, figures: list[Figures]) -> str:
                                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) + " |")
     for f in figures:
         lines.append(f"machine during {f.system}'s throughput phase: {f.load.shown() if f.load else 'not read'}")
-    if withheld:
-        lines.append(f"ratio withheld: {withheld} (bench/README.md, 'Load and steal')")
+    lines.extend(withheld_notes)
     lines.extend(_low_lines(figures))
     return "\n".join(lines) + "\n"
 

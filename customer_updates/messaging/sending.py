@@ -7,10 +7,12 @@ no mobile, email or name leaves the payload itself.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import orjson
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
+from kombu.exceptions import OperationalError
 
 # The masking functions are part of this module's interface: re-exported.
 from customer_updates.messaging.masking import PERSONAL as PERSONAL
@@ -64,17 +67,19 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
 
     On a Redis broker the messages are pushed with one pipelined LPUSH (plus the task-sent events),
     in the exact envelope kombu's Redis transport writes: `send_task` costs a round trip per message and
-    per event, which bounds a producer by its round trips. Other brokers take the ordinary path.
+    per event, which bounds a producer by its round trips. On RabbitMQ they go through Celery on a channel
+    that waits once for the publisher confirms of all of them (`_ConfirmingChannel`); when that channel's
+    connection is lost they are sent again the ordinary way, with kombu's reconnection.
     """
     # A pooled connection: a new one per call would cost a Redis connect for every enqueue_update.
     with celery.pool.acquire(block=True) as connection:
         if connection.transport.driver_type == "redis" and _redis_publish(celery, connection, messages):
             return
-        if connection.transport.driver_type == "amqp" and len(messages) >= AMQP_PIPELINE_AT:
+        if connection.transport.driver_type == "amqp":
             try:
                 _amqp_publish(celery, connection, messages)
                 return
-            except connection.recoverable_connection_errors:
+            except (OperationalError, *connection.recoverable_connection_errors):
                 # Sent again below, a message at a time with kombu's reconnection: a command that reaches
                 # the queue twice is applied once (its request id).
                 log.warning("pipelined publish lost its connection; sending one message at a time")
@@ -83,68 +88,89 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
             send_apply(commands, producer=producer, celery=celery)
 
 
-# RabbitMQ: from this many messages on, a channel of their own (three round trips: open, confirm mode, close)
-# costs less than kombu's wait for the broker's confirm after each message and each task-sent event.
-AMQP_PIPELINE_AT = 4
 AMQP_CONFIRM_TIMEOUT = 60.0  # seconds to wait for RabbitMQ to confirm what a call published
 
 
-def _amqp_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
-    """Publish on RabbitMQ with publisher confirms, waiting once for all of them.
+class _ConfirmingChannel:
+    """A RabbitMQ channel in confirm mode whose publishes do not wait, kept with its connection for later calls.
 
-    With `confirm_publish` py-amqp waits for the broker's confirm after every publish (the message and its
-    task-sent event: two round trips a message). Here the messages go through Celery as usual, on a channel
-    of their own in confirm mode whose publishes do not wait, and the call returns once RabbitMQ has
-    confirmed every one of them (a confirm with `multiple` covers all the tags up to its own). A nack or a
-    timeout raises: the caller knows only that some of them may be on the queue, as with any failed send."""
-    from amqp.exceptions import MessageNacked
+    With `confirm_publish` py-amqp waits for the broker's confirm after every publish (the message, then its
+    task-sent event: two round trips a message). On this channel the messages go through Celery as usual,
+    and `publish` returns once RabbitMQ has confirmed every tag it published: a confirm covers its own tag,
+    or with `multiple` every tag up to its own, and confirms may come in any order. Opening a channel and
+    putting it in confirm mode costs two round trips, so it is kept while its connection lives."""
 
-    channel = connection.channel()
-    try:
-        # Confirms may come one tag at a time, or one for every tag up to its own (`multiple`), in any order.
-        published, confirmed_up_to, nacked = 0, 0, False
-        confirmed: set[int] = set()
-        plain_publish = channel._basic_publish  # py-amqp's publish without the wait (worker/hooks.py)
+    def __init__(self, celery: Celery, connection: Any) -> None:
+        self.channel = connection.channel()
+        self.published = 0  # delivery tags run from 1 on a channel in confirm mode
+        self.confirmed_up_to = 0
+        self.confirmed: set[int] = set()
+        self.nacked = False
+        plain_publish = self.channel._basic_publish  # py-amqp's publish without the wait (worker/hooks.py)
 
         def counting_publish(*args: Any, **kwargs: Any) -> Any:
-            nonlocal published
-            published += 1
+            self.published += 1
             return plain_publish(*args, **kwargs)
 
-        def on_ack(tag: int, multiple: bool) -> None:
-            nonlocal confirmed_up_to
-            if multiple:
-                confirmed_up_to = max(confirmed_up_to, tag)
-            else:
-                confirmed.add(tag)
+        self.channel.basic_publish = counting_publish
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.channel.confirm_select()
+        self.producer = celery.amqp.Producer(self.channel)
 
-        def unconfirmed() -> int:
-            nonlocal confirmed_up_to
-            while confirmed_up_to + 1 in confirmed:
-                confirmed_up_to += 1
-            return sum(1 for tag in range(confirmed_up_to + 1, published + 1) if tag not in confirmed)
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.confirmed_up_to = max(self.confirmed_up_to, tag)
+        else:
+            self.confirmed.add(tag)
 
-        def on_nack(tag: int, multiple: bool) -> None:
-            nonlocal nacked
-            nacked = True
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self.nacked = True
 
-        channel.basic_publish = counting_publish
-        channel.events["basic_ack"].add(on_ack)
-        channel.events["basic_nack"].add(on_nack)
-        channel.confirm_select()
-        producer = celery.amqp.Producer(channel)
+    def _unconfirmed(self) -> int:
+        while self.confirmed_up_to + 1 in self.confirmed:
+            self.confirmed_up_to += 1
+        self.confirmed = {tag for tag in self.confirmed if tag > self.confirmed_up_to}
+        return self.published - self.confirmed_up_to - len(self.confirmed)
+
+    def publish(self, celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
+        """Send the messages and wait for their confirms. A nack or a timeout raises (the caller then knows
+        only that some of them may be on the queue, as with any failed send)."""
+        from amqp.exceptions import MessageNacked
+
         for commands in messages:
-            send_apply(commands, producer=producer, celery=celery, retry=False)
+            send_apply(commands, producer=self.producer, celery=celery, retry=False)
         deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
-        while not nacked and (missing := unconfirmed()):
+        while not self.nacked and (missing := self._unconfirmed()):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"RabbitMQ did not confirm {missing} of {published} publishes")
+                raise TimeoutError(f"RabbitMQ did not confirm {missing} publishes")
             connection.drain_events(timeout=left)
-        if nacked:
+        if self.nacked:
             raise MessageNacked("RabbitMQ refused a message (nack)")
-    finally:
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
+
+
+# By py-amqp connection: a connection that kombu replaces (after an error) gets a channel of its own.
+_confirming: weakref.WeakKeyDictionary[Any, _ConfirmingChannel] = weakref.WeakKeyDictionary()
+
+
+def _amqp_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
+    """Publish on RabbitMQ with publisher confirms, waiting once for all of them (`_ConfirmingChannel`).
+    The pooled connection is this caller's alone while it holds it, and so is its channel."""
+    key = connection.connection
+    channel = _confirming.get(key)
+    if channel is None or not channel.channel.is_open:
+        channel = _confirming[key] = _ConfirmingChannel(celery, connection)
+    try:
+        channel.publish(celery, connection, messages)
+    except Exception:
+        _confirming.pop(key, None)  # its count of tags may be off now: the next call opens another
         channel.close()
+        raise
 
 
 # Messages per LPUSH: large enough to amortise the round trip, small enough to keep Redis responsive.

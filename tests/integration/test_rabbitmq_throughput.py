@@ -77,8 +77,27 @@ def test_many_messages_sent_at_once_are_all_on_the_rabbitmq_queue_when_the_call_
     settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url)
     messages = [[command] for command in _commands(250)]
 
-    publish_many(messages, celery=producer_app(settings))  # one wait for 250 publisher confirms
+    publish_many(messages, celery=producer_app(settings))  # one wait for 500 publisher confirms (and events)
 
     with Connection(rabbitmq_url) as conn:
         declared = conn.default_channel.queue_declare(UPDATES_QUEUE, passive=True)
     assert declared.message_count == len(messages)
+
+
+def test_sending_after_rabbitmq_closed_the_connection_still_puts_every_message_on_the_queue(
+        loaded_db, redis_url, rabbitmq_url):
+    from kombu import Connection
+
+    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url)
+    celery = producer_app(settings)
+    publish_many([[command] for command in _commands(20)], celery=celery)  # the confirming channel is open
+    vhost = rabbitmq_url.rsplit("/", 1)[1]
+    subprocess.run(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost, "closed by the test"],
+                   check=True, capture_output=True, timeout=60)
+    time.sleep(0.5)
+
+    publish_many([[command] for command in _commands(30)], celery=celery)
+
+    with Connection(rabbitmq_url) as conn:
+        declared = conn.default_channel.queue_declare(UPDATES_QUEUE, passive=True)
+    assert declared.message_count >= 50  # a message whose confirm the closed connection took is sent again

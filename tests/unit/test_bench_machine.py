@@ -77,3 +77,17 @@ def test_the_run_table_withholds_its_ratio_when_the_loads_differ_and_says_why():
     assert "| customer-updates | 5 / 9 |" in shown
     alike = table("t", [ours, Figures(**{**ref.__dict__, "load": phase(70, 3)})])
     assert "10.0x" in alike and "withheld" not in alike
+
+
+def test_the_run_table_has_a_ratio_row_for_each_broker():
+    from bench.measure import Figures
+    from bench.report import table
+
+    def figures(system: str, rate: float) -> Figures:
+        return Figures(system, 100, rate, 10, 20, 30, rate / 2, 100, 0.1, phase(80, 1), {})
+
+    shown = table("t", [figures("customer-updates", 1000.0), figures("plain Celery (reference)", 100.0),
+                        figures("customer-updates on RabbitMQ", 900.0),
+                        figures("plain Celery (reference) on RabbitMQ", 300.0)])
+    assert "| ratio (customer-updates / reference)             |     10.0x |" in shown
+    assert "| ratio (customer-updates / reference) on RabbitMQ |      3.0x |" in shown
