@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from bench import report, seed
-from bench.brokers import broker_urls, empty_queues
+from bench.brokers import broker_urls, empty_queues, purge_queues
 from bench.measure import Figures, measure, median_figures
 from bench.seed import Layout
 from bench.targets import CustomerUpdates, PlainCelery, Target, reset_counts
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
                         def empty(broker_url: str = broker_url) -> None:
                             empty_redis(client)
-                            empty_queues(broker_url)
+                            purge_queues(broker_url)
 
                         producer_speed.main(redis_url, args.commands, empty, broker_url)
                 return 0

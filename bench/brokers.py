@@ -57,3 +57,16 @@ def empty_queues(broker_url: str) -> None:
     # kombu's process-wide pools remember which queues their connections declared: the next run's producer
     # would not declare the deleted queues again, and RabbitMQ would drop every message it sends.
     pools.reset()
+
+
+def purge_queues(broker_url: str) -> None:
+    """Drop the messages of a run's RabbitMQ queues, keeping the queues (producers that declared them stay
+    usable); nothing to do for Redis."""
+    if not broker_url:
+        return
+    from kombu import Connection
+
+    with Connection(broker_url) as conn:
+        for name in (*QUEUES, DEAD_LETTER_QUEUE, REFERENCE_QUEUE):
+            with contextlib.suppress(*conn.channel_errors):  # not declared: only its channel closes
+                conn.channel().queue_purge(name)
