@@ -161,7 +161,11 @@ _confirming: weakref.WeakKeyDictionary[Any, _ConfirmingChannel] = weakref.WeakKe
 def _amqp_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
     """Publish on RabbitMQ with publisher confirms, waiting once for all of them (`_ConfirmingChannel`).
     The pooled connection is this caller's alone while it holds it, and so is its channel."""
+    # Connects, or reconnects (the next URL of a failover list) after an error closed it, as kombu's send would.
+    connection.ensure_connection(max_retries=3)
     key = connection.connection
+    if key is None:  # closed for good: the ordinary path reports it
+        raise OperationalError("the broker connection is closed")
     channel = _confirming.get(key)
     if channel is None or not channel.channel.is_open:
         channel = _confirming[key] = _ConfirmingChannel(celery, connection)
