@@ -48,12 +48,9 @@ def empty_queues(broker_url: str) -> None:
     """Delete the queues a run used on RabbitMQ (nothing to do for Redis: its database is emptied)."""
     if not broker_url:
         return
-    from kombu import Connection, pools
+    _each_queue(broker_url, "queue_delete")
+    from kombu import pools
 
-    with Connection(broker_url) as conn:
-        for name in (*QUEUES, DEAD_LETTER_QUEUE, REFERENCE_QUEUE):
-            with contextlib.suppress(*conn.channel_errors):  # not declared: only its channel closes
-                conn.channel().queue_delete(name)
     # kombu's process-wide pools remember which queues their connections declared: the next run's producer
     # would not declare the deleted queues again, and RabbitMQ would drop every message it sends.
     pools.reset()
@@ -62,11 +59,14 @@ def empty_queues(broker_url: str) -> None:
 def purge_queues(broker_url: str) -> None:
     """Drop the messages of a run's RabbitMQ queues, keeping the queues (producers that declared them stay
     usable); nothing to do for Redis."""
-    if not broker_url:
-        return
+    if broker_url:
+        _each_queue(broker_url, "queue_purge")
+
+
+def _each_queue(broker_url: str, method: str) -> None:
     from kombu import Connection
 
     with Connection(broker_url) as conn:
         for name in (*QUEUES, DEAD_LETTER_QUEUE, REFERENCE_QUEUE):
             with contextlib.suppress(*conn.channel_errors):  # not declared: only its channel closes
-                conn.channel().queue_purge(name)
+                getattr(conn.channel(), method)(name)

@@ -128,11 +128,7 @@ def main(redis_url: str, commands: int, empty: Callable[[], None], broker_url: s
     producer.close()
     empty()
     rows.extend(asyncio.run(_async_rows(redis_url, broker_url, items, sample, empty)))
-    if reference.app.conf.broker_url != (broker_url or redis_url):
-        # The app caches the pools of its first broker URL, as bench/targets.py says.
-        reference.app.conf.broker_url = broker_url or redis_url
-        reference.app._pool = None
-        reference.app.amqp._producer_pool = None
+    reference.use_broker(broker_url or redis_url)
     reference.update_customer.delay("warm-up", sample[0])
 
     def delays() -> int:

@@ -54,6 +54,16 @@ class RefUpdateLog(Base):
     applied_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+def use_broker(url: str) -> None:
+    """Send the reference's tasks to this broker from now on. The app caches the connection and producer pools
+    of its first broker URL (kombu keeps one pool per URL, shared with the producer's app: left open)."""
+    if app.conf.broker_url == url:
+        return
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 def create_tables(url: str) -> None:
     engine = create_engine(_url(url))
     Base.metadata.create_all(engine)

@@ -99,12 +99,7 @@ class PlainCelery:
         self.redis_url = broker_url or redis_url  # the reference keeps nothing on Redis: only its broker
         if broker_url:
             self.name = f"{self.name} on RabbitMQ"
-        if reference.app.conf.broker_url != self.redis_url:
-            # The app caches the connection and producer pools of its first broker URL (kombu keeps one
-            # pool per URL, shared with the producer's app: left open).
-            reference.app.conf.broker_url = self.redis_url
-            reference.app._pool = None
-            reference.app.amqp._producer_pool = None
+        reference.use_broker(self.redis_url)
         self.engine = create_engine(normalise_url(database_url))
 
     def enqueue(self, updates: list[Update]) -> None:

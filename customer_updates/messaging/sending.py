@@ -12,7 +12,6 @@ import logging
 import os
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -101,6 +100,7 @@ class _ConfirmingChannel:
     putting it in confirm mode costs two round trips, so it is kept while its connection lives."""
 
     def __init__(self, celery: Celery, connection: Any) -> None:
+        self.celery = celery
         self.channel = connection.channel()
         self.published = 0  # delivery tags run from 1 on a channel in confirm mode
         self.confirmed_up_to = 0
@@ -133,19 +133,19 @@ class _ConfirmingChannel:
         self.confirmed = {tag for tag in self.confirmed if tag > self.confirmed_up_to}
         return self.published - self.confirmed_up_to - len(self.confirmed)
 
-    def publish(self, celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
+    def publish(self, messages: list[list[Any]]) -> None:
         """Send the messages and wait for their confirms. A nack or a timeout raises (the caller then knows
         only that some of them may be on the queue, as with any failed send)."""
         from amqp.exceptions import MessageNacked
 
         for commands in messages:
-            send_apply(commands, producer=self.producer, celery=celery, retry=False)
+            send_apply(commands, producer=self.producer, celery=self.celery, retry=False)
         deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
         while not self.nacked and (missing := self._unconfirmed()):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"RabbitMQ did not confirm {missing} publishes")
-            connection.drain_events(timeout=left)
+            self.channel.connection.drain_events(timeout=left)
         if self.nacked:
             raise MessageNacked("RabbitMQ refused a message (nack)")
 
@@ -154,25 +154,25 @@ class _ConfirmingChannel:
             self.channel.close()
 
 
-# By py-amqp connection: a connection that kombu replaces (after an error) gets a channel of its own.
-_confirming: weakref.WeakKeyDictionary[Any, _ConfirmingChannel] = weakref.WeakKeyDictionary()
+# By pooled kombu connection (as many as the pool holds; each used by one caller at a time): the channel is
+# made again when kombu has replaced the connection underneath (after an error) or the channel was closed.
+_confirming: dict[Any, _ConfirmingChannel] = {}
 
 
 def _amqp_publish(celery: Celery, connection: Any, messages: list[list[Any]]) -> None:
-    """Publish on RabbitMQ with publisher confirms, waiting once for all of them (`_ConfirmingChannel`).
-    The pooled connection is this caller's alone while it holds it, and so is its channel."""
-    # Connects, or reconnects (the next URL of a failover list) after an error closed it, as kombu's send would.
+    """Publish on RabbitMQ with publisher confirms, waiting once for all of them (`_ConfirmingChannel`)."""
+    # Connects, or reconnects (the next URL of a failover list) after an error closed it, as kombu's send would;
+    # raises kombu's OperationalError when it cannot.
     connection.ensure_connection(max_retries=3)
-    key = connection.connection
-    if key is None:  # closed for good: the ordinary path reports it
-        raise OperationalError("the broker connection is closed")
-    channel = _confirming.get(key)
-    if channel is None or not channel.channel.is_open:
-        channel = _confirming[key] = _ConfirmingChannel(celery, connection)
+    channel = _confirming.get(connection)
+    if channel is None or not channel.channel.is_open or channel.channel.connection is not connection.connection:
+        if channel is not None:
+            channel.close()
+        channel = _confirming[connection] = _ConfirmingChannel(celery, connection)
     try:
-        channel.publish(celery, connection, messages)
+        channel.publish(messages)
     except Exception:
-        _confirming.pop(key, None)  # its count of tags may be off now: the next call opens another
+        del _confirming[connection]  # its count of tags may be off now: the next call opens another
         channel.close()
         raise
 
