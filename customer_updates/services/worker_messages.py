@@ -30,7 +30,7 @@ from customer_updates.services.message_reports import MessageReports
 from customer_updates.services.publish import publish_outbox
 from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
-from customer_updates.store.db import session_scope
+from customer_updates.store.db import session_scope, statement_scope
 
 log = logging.getLogger("customer_updates.worker")
 
@@ -220,7 +220,7 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[lis
             reports.commands_failed([raw], Code.DEAD_LETTERED)
     if outcome.outbox:
         try:
-            with session_scope(rt.settings.database_url) as session:
+            with statement_scope(rt.settings.database_url) as session:  # publish_outbox writes one statement
                 publish_outbox(session, rt.redis, rt.settings, send_awards, outcome.outbox, utcnow())
         except Exception:  # the relay republishes what was not confirmed
             log.warning("outbox publish deferred to relay", exc_info=True)

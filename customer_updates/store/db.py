@@ -140,3 +140,18 @@ def session_scope(url: str) -> Iterator[Session]:
         factory = _session_factories.setdefault(url, sessionmaker(get_engine(url), expire_on_commit=False))
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def statement_scope(url: str) -> Iterator[Session]:
+    """A unit of work of a single statement: on PostgreSQL without BEGIN and COMMIT, two round trips of
+    three, since one statement is a transaction of its own. Elsewhere (SQLite takes its write lock at BEGIN,
+    store/db.py `_sqlite_pragmas`), the same as `session_scope`."""
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        with session_scope(url) as session:
+            yield session
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
+            Session(connection) as session:
+        yield session

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from customer_updates.store import db
@@ -68,3 +69,16 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(engin
     time.sleep(0.3)
     second = _backend_pid(engine_url)  # no error: the dead connection failed its test and was replaced
     assert second != first
+
+
+def _autocommit(session: Session) -> bool:
+    return bool(session.connection().connection.driver_connection.autocommit)  # type: ignore[union-attr]
+
+
+def test_a_single_statement_runs_without_a_transaction_and_its_connection_returns_to_transactions(engine_url):
+    with db.statement_scope(engine_url) as session:
+        assert _autocommit(session)
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with db.session_scope(engine_url) as session:
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid  # the same pooled connection
+        assert not _autocommit(session)
