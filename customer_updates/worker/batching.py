@@ -40,6 +40,8 @@ class BatchObserver(Protocol):
 
     def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 def _commands_in(request: Any) -> int:
     try:
@@ -81,7 +83,9 @@ class PacedBatches(Batches):
 
     def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
         self._consumer = consumer
-        self.observer = TaskEvents(getattr(consumer, "event_dispatcher", None), self)
+        hub = getattr(consumer, "hub", None)
+        self.observer = TaskEvents(getattr(consumer, "event_dispatcher", None), self,
+                                   call_later=getattr(hub, "call_later", None))
         handle = super().Strategy(task, app, consumer)
 
         def on_message(*args: Any, **kwargs: Any) -> Any:

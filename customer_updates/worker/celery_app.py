@@ -14,6 +14,7 @@ from customer_updates.ops import logs
 from customer_updates.services import resources
 from customer_updates.settings import Settings, get_settings
 from customer_updates.worker import decoder
+from customer_updates.worker.task_events import FlushTaskEvents
 
 
 def _transport_for(url: str) -> str | None:
@@ -53,6 +54,7 @@ def make_app(settings: Settings, include_tasks: bool = False) -> Celery:
     """The worker's Celery app for these settings (producers use messaging.broker.producer_app)."""
     celery = Celery("customer_updates", include=["customer_updates.worker.tasks"] if include_tasks else [])
     celery.conf.update(celery_config(settings))
+    celery.steps["consumer"].add(FlushTaskEvents)
     if is_amqp(settings.celery_broker_url):
         from customer_updates.worker.amqp_dead_letters import DeadLetterDrain
 

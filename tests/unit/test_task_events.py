@@ -185,3 +185,54 @@ def test_flowers_state_shows_a_dead_lettered_message_as_failure_and_counts_it_fa
     assert state.tasks["task-1"].state == "SUCCESS" and state.tasks["task-2"].state == "FAILURE"
     assert state.tasks["task-2"].exception == "DeadLettered('InvalidMessage')"
     assert state.tasks["task-1"].runtime == pytest.approx(0.005)
+
+
+def test_events_made_within_the_delay_share_one_round_trip_when_the_timer_fires():
+    dispatcher = _dispatcher()
+    timers: list[tuple[float, Any]] = []
+    events = TaskEvents(dispatcher, SimpleNamespace(send_events=True),
+                        call_later=lambda delay, callback: timers.append((delay, callback)))
+
+    events.received([_request(1)])
+    events.started([_request(1)])
+    events.succeeded([_request(1)], {}, 0.01)
+    events.received([_request(2)])
+
+    assert dispatcher.producer.sent == []  # nothing sent before the timer fires
+    assert [delay for delay, _ in timers] == [task_events.EVENTS_DELAY]  # one timer for the whole window
+    timers[0][1]()
+    sent = dispatcher.producer.sent
+    assert len(sent) == 1
+    assert [(e["type"], e["uuid"]) for e in sent[0]["body"]] == [
+        ("task-received", "task-1"), ("task-started", "task-1"), ("task-succeeded", "task-1"),
+        ("task-received", "task-2")]
+
+
+def test_the_next_event_after_a_flush_starts_a_new_timer():
+    timers: list[Any] = []
+    events = TaskEvents(_dispatcher(), SimpleNamespace(send_events=True),
+                        call_later=lambda delay, callback: timers.append(callback))
+    events.started([_request(1)])
+    timers[0]()
+    events.started([_request(2)])
+    assert len(timers) == 2
+
+
+def test_the_consumer_step_sends_the_waiting_events_before_the_dispatcher_closes():
+    dispatcher = _dispatcher()
+    task = SimpleNamespace(send_events=True)
+    task.observer = TaskEvents(dispatcher, task, call_later=lambda delay, callback: None)
+    task.observer.started([_request(1)])
+    consumer = SimpleNamespace(app=SimpleNamespace(tasks={"customer_updates.apply_updates": task}))
+
+    step = task_events.FlushTaskEvents.__new__(task_events.FlushTaskEvents)  # no blueprint needed
+    step.shutdown(consumer)
+
+    assert [e["uuid"] for message in dispatcher.producer.sent for e in message["body"]] == ["task-1"]
+    assert "celery.worker.consumer.events:Events" in task_events.FlushTaskEvents.requires
+
+
+def test_the_worker_app_runs_the_flushing_step_in_its_consumer():
+    from customer_updates.worker.celery_app import app
+
+    assert task_events.FlushTaskEvents in app.steps["consumer"]
