@@ -4,7 +4,6 @@ Redis when none answers, and stopped with Ctrl-C. None of them may leave a proce
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -82,25 +81,20 @@ def test_without_a_redis_the_demo_starts_its_own_and_stops_it(tmp_path):
 def test_ctrl_c_stops_the_demo_and_everything_it_started(redis_url, tmp_path):
     out = tmp_path / "demo.out"
     with out.open("w") as sink:
+        # SIGINT back to its default in the child: a shell that runs this suite in the background (`&`) makes
+        # its jobs ignore SIGINT, Python then installs no KeyboardInterrupt for it, and Ctrl-C is not tested.
         demo = subprocess.Popen([sys.executable, "-m", "customer_updates.cli", "demo", "--dir",
                                  str(tmp_path / "demo")], stdout=sink, stderr=subprocess.STDOUT,
-                                env=demo_env(redis_url), cwd=ROOT)
+                                env=demo_env(redis_url), cwd=ROOT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
-            while (started := re.search(r"started a worker with beat \(pid (\d+)", out.read_text())) is None \
-                    and time.monotonic() < deadline:
+            while "started a worker" not in out.read_text() and time.monotonic() < deadline:
                 assert demo.poll() is None, out.read_text()
-                time.sleep(0.05)
-            assert started is not None, out.read_text()
-            # Paused, the worker applies nothing, so the demo is still waiting when Ctrl-C comes (it ran to its
-            # end before the signal once, on a busy machine); resumed, it gets the demo's stop request.
-            worker = int(started.group(1))
-            os.killpg(worker, signal.SIGSTOP)
+                time.sleep(0.2)
             assert leftovers(tmp_path) != []  # the worker runs
 
             demo.send_signal(signal.SIGINT)
-            time.sleep(0.5)
-            os.killpg(worker, signal.SIGCONT)
             code = demo.wait(60)
         finally:
             if demo.poll() is None:
