@@ -77,10 +77,10 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def _ping_after_idle(engine: Engine, seconds: float) -> None:
     """Test a pooled connection on checkout only when it sat unused for `seconds`.
 
-    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip that made up a tenth of a small
-    batch's time. A connection used a moment ago is almost always still good, and if the server went away
-    meanwhile the statement fails with a disconnect, SQLAlchemy drops the pool, and the batch is retried as
-    after any transient error. A connection that idled (a quiet worker, a restarted server) is tested first,
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per unit of work. A connection used a
+    moment ago is almost always still good, and if the server went away meanwhile the statement fails with a
+    disconnect, SQLAlchemy drops the pool, and the batch is retried as after any transient error. A
+    connection that idled (a quiet worker, a restarted server) is tested first,
     and replaced when the test fails (the pool retries a checkout that raises `DisconnectionError`)."""
 
     @event.listens_for(engine, "checkin")
@@ -136,7 +136,7 @@ def session_scope(url: str) -> Iterator[Session]:
     factory = _session_factories.get(url)
     if factory is None:
         # One factory per database: each `sessionmaker` makes a Session subclass of its own, and SQLAlchemy
-        # sets up its event dispatch again for every new class (a millisecond per unit of work).
+        # sets up its event dispatch again for every new class, on every unit of work.
         factory = _session_factories.setdefault(url, sessionmaker(get_engine(url), expire_on_commit=False))
     with factory() as session, session.begin():
         yield session

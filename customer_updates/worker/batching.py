@@ -40,8 +40,6 @@ class BatchObserver(Protocol):
 
     def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None: ...
 
-    def flush(self) -> None: ...
-
 
 def _commands_in(request: Any) -> int:
     try:

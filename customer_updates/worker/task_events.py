@@ -17,9 +17,9 @@ process; that process also fetches messages and hands batches to the pool, so it
 update's latency.
 
 Events wait up to `EVENTS_DELAY` in the worker before they go out, so that the events of every batch in
-that time share one round trip to the broker: sent at once, a batch's three were three round trips on
-the main process, which waited for each (a fifth of its time at 200 one-update messages a second). Their
-timestamps are those of the moments they describe; only their delivery to Flower is later.
+that time share one round trip to the broker: sent at once, a batch's three were three round trips the
+main process waited for. Their timestamps are those of the moments they describe; only their delivery
+to Flower is later.
 """
 
 from __future__ import annotations
@@ -170,9 +170,6 @@ class NoTaskEvents:
         pass
 
     def succeeded(self, requests: Collection[Any], result: Any, runtime: float) -> None:
-        pass
-
-    def flush(self) -> None:
         pass
 
 
