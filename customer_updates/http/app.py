@@ -21,6 +21,7 @@ from customer_updates.http.merges import router as merge_router
 from customer_updates.http.routes import router
 from customer_updates.http.schemas import UpdateBody
 from customer_updates.http.state import Ingress
+from customer_updates.ops.memory import return_large_blocks
 from customer_updates.settings import Settings, get_settings
 
 log = logging.getLogger("customer_updates.http")
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        return_large_blocks()  # logins' scrypt memory leaves the process after each verification
         yield
         await ingress.aclose()
 
