@@ -25,7 +25,12 @@ def append_to_stream(client: redis.Redis, stream: str, maxlen: int, events: list
     publish an event twice if a worker dies between XADD and marking it published."""
     if not events:
         return
-    args: list[Any] = [maxlen]
+    client.register_script(_XADD_ALL)(keys=[stream], args=[maxlen, *event_fields(events)])
+
+
+def event_fields(events: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """event_id, type and data of each event, one after the other (the stream entries' fields)."""
+    fields: list[str] = []
     for outbox_id, payload in events:
-        args += [str(outbox_id), payload["event"], jsontext.dumps(payload)]
-    client.register_script(_XADD_ALL)(keys=[stream], args=args)
+        fields += [str(outbox_id), payload["event"], jsontext.dumps(payload)]
+    return fields

@@ -44,6 +44,13 @@ return #KEYS
 
 def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None:
     """Publish stored results (services.apply.StoredResult) in one round trip."""
+    keys, values = result_entries(results)
+    if keys:
+        client.register_script(_SET_ALL)(keys=keys, args=[ttl, *values])
+
+
+def result_entries(results: Iterable[Any]) -> tuple[list[str], list[str]]:
+    """The Redis keys and values of stored results (services.apply.StoredResult)."""
     keys: list[str] = []
     values: list[str] = []
     for r in results:
@@ -55,8 +62,7 @@ def store_results(client: redis.Redis, results: Iterable[Any], ttl: int) -> None
             keys.append(result_key(r.org_id, r.request_id))
             # {"hash": ..., "result": ...} around the text made for the database (a hash is hex digits)
             values.append(f'{{"hash":"{r.payload_hash}","result":{text}}}')
-    if keys:
-        client.register_script(_SET_ALL)(keys=keys, args=[ttl, *values])
+    return keys, values
 
 
 def stored_hashes(client: redis.Redis, org_id: int, request_ids: list[str]) -> list[str | None]:

@@ -1,4 +1,8 @@
-"""After commit (DESIGN §1 step 5): hand results to Redis, send follow-on tasks, append events.
+"""After commit (DESIGN §1 step 5): send follow-on tasks, append events, mark outbox rows published.
+
+The worker stores a batch's results and appends its events in one Redis call (messaging/after_commit.py)
+and sends its award tasks with `send_award_rows`; the relay publishes what a worker left unconfirmed with
+`publish_outbox`.
 
 Everything here may run twice (a redelivered message, the relay): results are overwritten with the same
 value, award tasks are idempotent by outbox id, events carry the outbox id for consumers to dedupe.
@@ -39,13 +43,17 @@ def publish_outbox(session: Session, client: redis.Redis, settings: Settings, se
     entries = list(entries)
     if not entries:
         return 0
-    awards = [e.id for e in entries if e.kind == "award"]
-    events = stream_events(entries)
-    if awards:
-        send_awards(awards)
-    append_to_stream(client, settings.events_stream, settings.events_maxlen, events)
+    send_award_rows(send_awards, entries)
+    append_to_stream(client, settings.events_stream, settings.events_maxlen, stream_events(entries))
     records.mark_published(session, [e.id for e in entries], now)
     return len(entries)
+
+
+def send_award_rows(send_awards: SendAward, entries: Iterable[OutboxLike]) -> None:
+    """One award task for the award rows among `entries` (none when there are none)."""
+    awards = [e.id for e in entries if e.kind == "award"]
+    if awards:
+        send_awards(awards)
 
 
 def stream_events(entries: Iterable[OutboxLike]) -> list[tuple[int, dict[str, Any]]]:

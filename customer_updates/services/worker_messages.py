@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from customer_updates.messaging import claims
+from customer_updates.messaging.after_commit import publish_batch
 from customer_updates.messaging.dead_letters import push_dead_letter
 from customer_updates.messaging.results import store_results
 from customer_updates.models.commands import payload_hash, utcnow
@@ -27,9 +28,10 @@ from customer_updates.services import awards as award_service
 from customer_updates.services import failpoints
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
 from customer_updates.services.message_reports import MessageReports
-from customer_updates.services.publish import publish_outbox
+from customer_updates.services.publish import send_award_rows, stream_events
 from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
+from customer_updates.store import records
 from customer_updates.store.db import session_scope, statement_scope
 
 log = logging.getLogger("customer_updates.worker")
@@ -147,7 +149,7 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
         return []
     failpoints.hit("after_commit")
     try:
-        _after_commit(rt, outcome, _awards_of(chunk, send_awards), time.perf_counter() - started, reports)
+        _after_commit(rt, outcome, claimed, _awards_of(chunk, send_awards), time.perf_counter() - started, reports)
     except Exception as exc:
         # Committed, but the results did not reach Redis: a second delivery applies nothing and
         # publishes the stored results again (the batch task acks its messages whatever happens).
@@ -156,7 +158,7 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
             requeue(msg, backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt))
         return []
     finally:
-        _release(rt, claimed)  # before the set-aside commands claim their request ids again
+        _release(rt, claimed)  # unless released after commit; before the set-aside commands claim them again
     return [Message(outcome.deferred, max(m.attempt for m in chunk))] if outcome.deferred else []
 
 
@@ -209,9 +211,15 @@ def _awards_of(chunk: list[Message], send_awards: Callable[..., None]) -> Callab
     return lambda outbox_ids: send_awards(outbox_ids, parent_id=parent)
 
 
-def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[list[int]], None],
-                  duration: float, reports: MessageReports | None = None) -> None:
-    store_results(rt.redis, outcome.results, rt.settings.result_ttl_seconds)
+def _after_commit(rt: Runtime, outcome: BatchOutcome, claimed: set[claims.Key],
+                  send_awards: Callable[[list[int]], None], duration: float,
+                  reports: MessageReports | None = None) -> None:
+    """Results, events and the claims' release in one Redis round trip, then the award tasks and the
+    outbox rows marked published. Raises when the results did not reach Redis; what fails after that is
+    the relay's to publish again."""
+    publish_batch(rt.redis, outcome.results, rt.settings.result_ttl_seconds, rt.settings.events_stream,
+                  rt.settings.events_maxlen, stream_events(outcome.outbox), claimed)
+    claimed.clear()  # released by that call
     if reports is not None:
         reports.outcomes(outcome.outcomes)
     for raw, error in outcome.undecodable:
@@ -220,8 +228,9 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, send_awards: Callable[[lis
             reports.commands_failed([raw], Code.DEAD_LETTERED)
     if outcome.outbox:
         try:
-            with statement_scope(rt.settings.database_url) as session:  # publish_outbox writes one statement
-                publish_outbox(session, rt.redis, rt.settings, send_awards, outcome.outbox, utcnow())
+            send_award_rows(send_awards, outcome.outbox)
+            with statement_scope(rt.settings.database_url) as session:  # one statement
+                records.mark_published(session, [e.id for e in outcome.outbox], utcnow())
         except Exception:  # the relay republishes what was not confirmed
             log.warning("outbox publish deferred to relay", exc_info=True)
     _log_outcomes(outcome, duration)

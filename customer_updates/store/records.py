@@ -48,6 +48,7 @@ def stored_batch_items(session: Session, org_id: int, batch_id: str) -> list[dic
 
 
 StoredOutbox = tuple[int, str, dict[str, Any]]  # (id, kind, payload) of a row as inserted
+FEW_ROWS = 8  # fewer outbox rows than this are inserted a row each, as store.sql.insert_rows does
 
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOutbox]:
@@ -61,11 +62,12 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY
     (an INSERT ... RETURNING of many rows is a new statement text for every batch size).
 
-    Elsewhere (SQLite: no sequence to draw event ids from, and one writer at a time anyway): a row per
-    event, by INSERT ... RETURNING. Publishing reads both kinds."""
+    A few rows (a quiet system's batch of a command or two), and elsewhere (SQLite: no sequence to draw
+    event ids from, and one writer at a time anyway): a row per event, by INSERT ... RETURNING, one round
+    trip where drawing the ids first was two. Publishing reads both kinds."""
     if not rows:
         return []
-    if not is_postgres(session):
+    if not is_postgres(session) or len(rows) < FEW_ROWS:
         table = t.OutboxEntry.__table__
         ids = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
                               rows).scalars()
