@@ -153,7 +153,8 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
     except Exception as exc:
         # Committed, but the results did not reach Redis: a second delivery applies nothing and
         # publishes the stored results again (the batch task acks its messages whatever happens).
-        log.warning("results not published; message requeued", extra={"error": type(exc).__name__})
+        log.warning("results not published; message requeued",
+                    extra={"error": type(exc).__name__, "commands": sum(len(m.commands) for m in chunk)})
         for msg in chunk:  # the set-aside commands with them
             requeue(msg, backoff(rt.settings.retry_backoff_base, rt.settings.retry_backoff_max, msg.attempt))
         return []

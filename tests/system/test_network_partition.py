@@ -159,7 +159,7 @@ def test_a_host_cut_off_past_the_visibility_timeout_loses_nothing_and_the_other_
     # Back on the network, the holder answers through the broker again and works off what it still held
     # (already applied by the other host: answered as duplicates) before the outcome is checked.
     back = _wait_for_a_pong(lab, holder_name="host1", timeout=60)
-    settled = _wait_for_the_holder_to_account_for_every_command(holder, timeout=60)
+    settled = _wait_for_the_holder_to_settle(holder, timeout=60)
     wait_until_done(lab.db_url, lab.redis_url, workload, timeout=60, broker_url=lab.broker_url)
     figures = check_outcome(lab.db_url, lab.redis_url, workload, broker_url=lab.broker_url)
     assert other.process.poll() is None, other.log_tail()
@@ -209,16 +209,25 @@ def _wait_for_a_pong(lab: Lab, holder_name: str, timeout: float) -> float:
     raise AssertionError(f"{holder_name} does not answer {timeout}s after the link came back")
 
 
-def _wait_for_the_holder_to_account_for_every_command(holder: WorkerProcess, timeout: float) -> float:
-    """Wait until the holder has logged an outcome (applied, duplicate, ...) or a retry for every command it
-    took; returns the time it had. Until then it may still hold messages it could apply a second time."""
+HANDED_BACK = ("retrying message", "results not published; message requeued")  # log lines with "commands"
+QUIET_SECONDS = 15.0
+
+
+def _wait_for_the_holder_to_settle(holder: WorkerProcess, timeout: float) -> float:
+    """Wait until the holder has logged an outcome (applied, duplicate, ...) for every command it took, or
+    handed it back to the queue (a retry, or results Redis did not take), or has logged nothing new for
+    `QUIET_SECONDS`: on RabbitMQ, messages Celery had reserved on the channel that closed are dropped on
+    reconnect (the broker redelivered them to the other host), and the holder never logs them. Returns
+    the time it settled. Until then it may still hold messages it could apply a second time."""
     deadline = time.monotonic() + timeout
-    accounted = 0
+    accounted, changed_at = -1, time.monotonic()
     while time.monotonic() < deadline:
-        accounted = sum(outcomes_in_logs(holder).values()) + sum(
-            int(entry.get("commands", 0)) for entry in log_entries(holder.log_path, "retrying message"))
-        if accounted >= COMMANDS:
+        now = sum(outcomes_in_logs(holder).values()) + sum(
+            int(entry.get("commands", 0)) for line in HANDED_BACK for entry in log_entries(holder.log_path, line))
+        if now != accounted:
+            accounted, changed_at = now, time.monotonic()
+        if accounted >= COMMANDS or time.monotonic() - changed_at >= QUIET_SECONDS:
             return time.monotonic()
         time.sleep(0.5)
     raise AssertionError(f"the holder accounted for {accounted} of its {COMMANDS} commands {timeout}s after the "
-                         f"link came back:\n{holder.log_tail()}")
+                         f"link came back and was still logging:\n{holder.log_tail()}")
