@@ -108,14 +108,24 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url"))
 
 
+REDIS_CLAIM_KEY = "cu:test:claim"
+
+
+def _empty_but_the_claim(client: redis_lib.Redis) -> None:
+    """Delete every key of the database except the claim. Not FLUSHDB: it drops the claim too, and a
+    session starting in that moment (xdist starts its workers together) took the same database."""
+    for key in client.scan_iter(count=1000):
+        if key != REDIS_CLAIM_KEY.encode():
+            client.delete(key)
+
+
 def _claim_redis_db() -> tuple[str, redis_lib.Redis]:
     """A Redis database number no other test session holds (claimed with a key that expires)."""
     token = f"{os.getpid()}-{uuid.uuid4().hex}"
     for number in range(1, 16):
         client = redis_lib.Redis.from_url(f"{REDIS_BASE_URL}/{number}")
-        if client.set("cu:test:claim", token, nx=True, ex=3600):
-            client.flushdb()
-            client.set("cu:test:claim", token, ex=3600)
+        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=3600):
+            _empty_but_the_claim(client)
             return f"{REDIS_BASE_URL}/{number}", client
     raise RuntimeError("no free Redis database (1..15) for this test session")
 
@@ -136,9 +146,7 @@ def redis_session_url() -> Iterator[str]:
 def redis_url(redis_session_url: str) -> Iterator[str]:
     """The session's Redis database, emptied before each test (the claim key is kept)."""
     client = redis_lib.Redis.from_url(redis_session_url)
-    for key in client.scan_iter():
-        if key != b"cu:test:claim":
-            client.delete(key)
+    _empty_but_the_claim(client)
     yield redis_session_url
     client.close()
 
