@@ -1,4 +1,5 @@
-"""Claims on request ids keep a producer's retry of a request in flight away from a second worker."""
+"""Claims on request ids keep a producer's retry of a request in flight away from a second worker, and are
+dropped after a commit whether or not Redis took the results."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import redis
 from sqlalchemy import func, select
 
 from customer_updates.messaging import claims
+from customer_updates.messaging.results import read_result
 from customer_updates.models import tables as t
 from customer_updates.models.commands import utcnow
+from customer_updates.services import worker_messages
 from customer_updates.services.resources import Runtime
 from customer_updates.services.worker_messages import Message, apply_messages
 from customer_updates.settings import Settings
@@ -77,5 +80,37 @@ def test_without_claims_configured_every_command_is_applied_at_once(pg_url, redi
     apply_messages(rt, [Message([held])], send_awards=lambda ids: None,
                    requeue=lambda msg, delay: (_ for _ in ()).throw(AssertionError("requeued")))
 
+    with session_scope(pg_url) as session:
+        assert session.scalar(select(func.count()).select_from(t.CommandRecord)) == 1
+
+
+def test_a_chunk_whose_results_redis_refused_after_commit_is_requeued_with_its_claims_dropped(
+        pg_url, redis_url, monkeypatch, caplog):
+    load_examples(pg_url)
+    rt = Runtime(Settings(DATABASE_URL=pg_url, REDIS_URL=redis_url), OrgCache(30))
+    command = _command("919800000001", "Committed")
+    requeued: list[tuple[Message, float]] = []
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Redis went away after the commit")
+
+    monkeypatch.setattr(worker_messages, "publish_batch", refused)
+    with caplog.at_level("WARNING", logger="customer_updates.worker"):
+        apply_messages(rt, [Message([command], attempt=1)], send_awards=lambda ids: None,
+                       requeue=lambda msg, delay: requeued.append((msg, delay)))
+
+    assert [(m.commands, m.attempt) for m, _ in requeued] == [([command], 1)]
+    [line] = [r for r in caplog.records if r.getMessage() == "results not published; message requeued"]
+    assert getattr(line, "commands", None) == 1
+    # Committed, and its claim dropped after all, so that the requeued copy is not deferred behind it.
+    assert not rt.redis.exists(claims.claim_key(1, command["request_id"]))
+    assert read_result(rt.redis, 1, command["request_id"]) is None
+
+    monkeypatch.undo()
+    apply_messages(rt, [requeued[0][0]], send_awards=lambda ids: None,
+                   requeue=lambda msg, delay: requeued.append((msg, delay)))
+    assert len(requeued) == 1  # the second delivery is answered from the stored record, not deferred
+    stored = read_result(rt.redis, 1, command["request_id"])
+    assert stored is not None and stored["item_status"]["code"] == "1000"
     with session_scope(pg_url) as session:
         assert session.scalar(select(func.count()).select_from(t.CommandRecord)) == 1
