@@ -4,8 +4,8 @@ The worker stores a batch's results and appends its events in one Redis call (me
 and sends its award tasks with `send_award_rows`; the relay publishes what a worker left unconfirmed with
 `publish_outbox`.
 
-Everything here may run twice (a redelivered message, the relay): results are overwritten with the same
-value, award tasks are idempotent by outbox id, events carry the outbox id for consumers to dedupe.
+Everything here may run twice (a redelivered message, the relay): award tasks are idempotent by outbox
+id, and events carry the outbox id for consumers to dedupe.
 """
 
 from __future__ import annotations

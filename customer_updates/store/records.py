@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, Update, and_, bindparam, delete, or_, sele
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.store.sql import dialect_insert, in_param, insert_rows, is_postgres, next_ids
+from customer_updates.store.sql import FEW_ROWS, dialect_insert, in_param, insert_rows, is_postgres, next_ids
 
 
 def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
@@ -48,7 +48,6 @@ def stored_batch_items(session: Session, org_id: int, batch_id: str) -> list[dic
 
 
 StoredOutbox = tuple[int, str, dict[str, Any]]  # (id, kind, payload) of a row as inserted
-FEW_ROWS = 8  # fewer outbox rows than this are inserted a row each, as store.sql.insert_rows does
 
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOutbox]:

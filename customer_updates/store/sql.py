@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from customer_updates import jsontext
 from customer_updates.models import tables as t
 
+FEW_ROWS = 8  # fewer rows than this go by one INSERT rather than COPY or ids drawn first (store/records.py)
+
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
@@ -77,7 +79,7 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
         return
     table: Table = model.__table__  # type: ignore[assignment]
     # COPY costs two round trips (start, then end): for a row or two an INSERT is cheaper.
-    if not is_postgres(session) or len(rows) < 8:
+    if not is_postgres(session) or len(rows) < FEW_ROWS:
         session.execute(dialect_insert(session)(table), [_plain(row) for row in rows])
         return
     columns = tuple(rows[0])

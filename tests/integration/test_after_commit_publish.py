@@ -12,6 +12,7 @@ from customer_updates.messaging import claims
 from customer_updates.messaging.after_commit import publish_batch
 from customer_updates.messaging.results import read_result, rejected_key
 from customer_updates.services.apply import StoredResult
+from tests.integration.test_stored_results import _NoCalls
 
 STREAM = "cu:events"
 
@@ -53,8 +54,4 @@ def test_claims_alone_are_dropped_and_nothing_at_all_costs_no_round_trip(redis_u
 
     assert not client.exists(claims.claim_key(1, "a")) and not client.exists(STREAM)
 
-    class NoCalls:
-        def __getattr__(self, name: str) -> object:
-            raise AssertionError(f"Redis used: {name}")
-
-    publish_batch(NoCalls(), [], 60, STREAM, 1000, [], set())  # type: ignore[arg-type]
+    publish_batch(_NoCalls(), [], 60, STREAM, 1000, [], set())  # type: ignore[arg-type]
