@@ -26,15 +26,27 @@ from tests.unit.test_deploy_files import procfile
 HONCHO = Path(sys.executable).parent / "honcho"
 
 
+def ephemeral_port_floor() -> int:
+    """The lowest port the kernel hands out to outgoing connections and to `bind(port 0)`."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port() -> int:
-    """A base port honcho can count from: base + 100 * index is free for every process type."""
+    """A base port honcho can count from: base + 100 * index is free for every process type.
+
+    The range stays below the ephemeral ports: other tests' servers and every outgoing connection take
+    those, and one did take the web port between this check and honcho's start."""
     count = len(procfile())
     for _ in range(50):
-        base = random.randrange(20000, 60000 - 100 * count, 100)
+        base = random.randrange(10000, ephemeral_port_floor() - 100 * count, 100)
         try:
             for index in range(count):
                 with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", base + 100 * index))
+                    # The web process listens on every address, so check the port the way it binds it.
+                    sock.bind(("0.0.0.0", base + 100 * index))
         except OSError:
             continue
         return base
