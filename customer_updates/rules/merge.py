@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from customer_updates.rules.side_effects import add_months, effective_slab, slab_for
 from customer_updates.rules.state import IDENTIFIERS, CustomerState, OrgConfig
 from customer_updates.rules.state_json import dump_state, field_keys, field_value
 
@@ -55,6 +56,17 @@ def _merge_summaries(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[d
     return list(by_program.values())
 
 
+def _reach_slab_of_points(org: OrgConfig, state: CustomerState, now: datetime) -> None:
+    """The summed points may reach a slab above both customers' (SPEC §1: a member is in the highest slab its
+    lifetime points reach): then that slab, with a new expiry as an upgrade has. Without this, a later unmerge,
+    which works tiers out from the points, would upgrade a survivor the merge left behind its points."""
+    held = effective_slab(org, state)
+    reached = slab_for(org, state.lifetime_points) if state.type == "LOYALTY" else None
+    if held is not None and reached is not None and reached.number > held.number:
+        state.slab_number = reached.number
+        state.tier_expiry_date = add_months(now, reached.validity_months) if reached.validity_months else None
+
+
 def merge(survivor: CustomerState, victim: CustomerState, identifier: str, org: OrgConfig,
           now: datetime) -> MergeResult:
     """Return new states of both; the inputs are not changed."""
@@ -84,6 +96,7 @@ def merge(survivor: CustomerState, victim: CustomerState, identifier: str, org: 
     a.points_summaries = _merge_summaries(a.points_summaries, b.points_summaries)
     if (b.slab_number or 0) > (a.slab_number or 0):
         a.slab_number, a.tier_expiry_date = b.slab_number, b.tier_expiry_date
+    _reach_slab_of_points(org, a, now)
 
     for name, value in b.custom.items():
         if a.custom.get(name) is None or not a.custom[name].value:

@@ -179,3 +179,16 @@ def test_an_unmerge_works_the_tiers_out_again_from_the_points():
     result = unmerge(org(), 2, record, Directory([survivor, merged.victim]), LATER)
     assert (result.survivor.slab_number, result.survivor.tier_expiry_date) == (1, None)
     assert result.victim.slab_number == 1
+
+
+def test_a_merge_undone_at_once_leaves_the_survivors_tier_as_it_was():
+    a = member(1, mobile="919800000001", lifetime_points=300, loyalty_points=300, slab_number=1)
+    b = member(2, email="b@example.com", lifetime_points=300, loyalty_points=300, slab_number=1)
+    first, _ = merged_pair(a, b)  # 600 points between them: Silver
+    c = member(3, external_id="EXT-3", lifetime_points=10, loyalty_points=10, slab_number=1)
+    second, record = merged_pair(first.survivor, c)
+    result = unmerge(org(), 3, MergeRecord(8, 1, 3, record.moved),
+                     Directory([second.survivor, second.victim, first.victim]), LATER)
+    tier = (result.survivor.slab_number, result.survivor.tier_expiry_date)
+    assert tier == (first.survivor.slab_number, first.survivor.tier_expiry_date)
+    assert tier[0] == 2

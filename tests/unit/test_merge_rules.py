@@ -103,3 +103,16 @@ def test_merging_does_not_change_its_inputs():
     a, b = customer(1, loyalty_points=1), customer(2, loyalty_points=2)
     merged(a, b)
     assert (a.loyalty_points, b.loyalty_points, b.active) == (1, 2, True)
+
+
+def test_summed_points_that_reach_a_higher_slab_put_the_survivor_in_it_with_a_new_expiry():
+    a = customer(1, type="LOYALTY", lifetime_points=300, slab_number=1)
+    b = customer(2, type="LOYALTY", lifetime_points=300, slab_number=1)
+    result = merged(a, b)  # 600 points: Silver's threshold is 500
+    assert (result.survivor.slab_number, result.survivor.tier_expiry_date) == (2, datetime(2027, 6, 1, 12, 0, 0))
+    below = merged(customer(1, type="LOYALTY", lifetime_points=300, slab_number=1),
+                   customer(2, type="LOYALTY", lifetime_points=100, slab_number=1))
+    assert (below.survivor.slab_number, below.survivor.tier_expiry_date) == (1, None)
+    not_member = merged(customer(1, type="NON_LOYALTY", lifetime_points=300),
+                        customer(2, type="NON_LOYALTY", lifetime_points=300))
+    assert not_member.survivor.slab_number is None
