@@ -10,7 +10,7 @@ from fastapi import Request
 
 from customer_updates.errors import InvalidBody
 from customer_updates.http.errors import BATCH_LIMIT_EXCEEDED, ApiError
-from customer_updates.models.commands import unusable_value
+from customer_updates.models.commands import find_unusable
 from customer_updates.producer import items_of
 
 # A v1.1 body nests about seven levels (root, customer, item, custom_fields, field, entry). Far deeper
@@ -96,7 +96,7 @@ def update_items(raw: bytes, max_items: int) -> list[Any]:
     # A lone surrogate (JSON's "\\ud800" is not Unicode text), 1e999 or an integer beyond 64 bits: no store
     # can keep it, so the body is refused like bad UTF-8, naming where, never the value.
     for i, item in enumerate(items):
-        problem = unusable_value(item, f"customer[{i}]")
+        problem = find_unusable(item, f"customer[{i}]")
         if problem is not None:
             raise ApiError.invalid(problem)
     return items

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The database's BIGINT, and what the result and outbox encoder (orjson) can write.
@@ -87,6 +89,29 @@ def payload_hash(customer: Any) -> str:
     except UnicodeEncodeError:
         data = json.dumps(customer, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(data).hexdigest()
+
+
+# orjson refuses lone surrogates and integers beyond 64 bits unsigned, and writes non-finite numbers as null;
+# integers between the signed and the unsigned bound have 19 or 20 digits.
+_SCREEN_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def json_screen(value: Any) -> bytes | None:
+    """`value` as orjson writes it when that text shows `unusable_value` would find nothing, else None.
+
+    One pass in C instead of a walk in Python: the walk runs only for what this cannot clear (a payload
+    orjson refuses, one with a null or a run of 19 digits)."""
+    try:
+        text = orjson.dumps(value, option=_SCREEN_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError included
+        return None
+    return None if b"null" in text or _LONG_DIGITS.search(text) is not None else text
+
+
+def find_unusable(value: Any, path: str = "customer") -> str | None:
+    """`unusable_value`'s answer, in the common case from `json_screen`'s one pass."""
+    return None if json_screen(value) is not None else unusable_value(value, path)
 
 
 def unusable_value(value: Any, path: str = "customer") -> str | None:

@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, Update, and_, bindparam, delete, or_, sele
 from sqlalchemy.orm import Session
 
 from customer_updates.models import tables as t
-from customer_updates.store.sql import FEW_ROWS, dialect_insert, in_param, insert_rows, is_postgres, next_ids
+from customer_updates.store.sql import FEW_ROWS, in_param, insert_rows, insert_statement, is_postgres, next_ids
 
 
 def existing_records(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
@@ -61,15 +61,15 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     had as a row, and consumers dedupe on it as before. Ids are drawn first and rows appended by COPY
     (an INSERT ... RETURNING of many rows is a new statement text for every batch size).
 
-    A few rows (a quiet system's batch of a command or two), and elsewhere (SQLite: no sequence to draw
-    event ids from, and one writer at a time anyway): a row per event, by INSERT ... RETURNING, one round
-    trip where drawing the ids first was two. Publishing reads both kinds."""
+    A few rows (a batch whose commands mostly failed; a quiet system's batch of a command or two writes all
+    its rows at once instead, `sql.insert_few`), and elsewhere (SQLite: no sequence to draw event ids from,
+    and one writer at a time anyway): a row per event, by INSERT ... RETURNING, one round trip where drawing
+    the ids first was two. Publishing reads both kinds."""
     if not rows:
         return []
     if not is_postgres(session) or len(rows) < FEW_ROWS:
         table = t.OutboxEntry.__table__
-        ids = session.execute(dialect_insert(session)(table).returning(table.c.id, sort_by_parameter_order=True),
-                              rows).scalars()
+        ids = session.execute(insert_statement(table, is_postgres(session), returning_id=True), rows).scalars()
         return [(i, row["kind"], row["payload"]) for i, row in zip(ids, rows, strict=True)]
     stored: list[dict[str, Any]] = []
     groups: dict[int, dict[str, Any]] = {}

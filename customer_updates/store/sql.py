@@ -28,9 +28,18 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def dialect_insert(session: Session) -> Any:
-    """The INSERT construct of the session's database (both have ON CONFLICT)."""
-    return pg_insert if is_postgres(session) else sqlite_insert
+@functools.cache
+def insert_statement(table: Table, postgres: bool, returning_id: bool = False,
+                     skip_conflicts: bool = False) -> Any:
+    """`INSERT INTO table`, made once per process and shape: a quiet system's batches of a command or two
+    insert a few rows each, and making the construct again (with its cache key) cost more than its rows.
+    `returning_id`: RETURNING the ids in the rows' order; `skip_conflicts`: ON CONFLICT DO NOTHING."""
+    statement: Any = (pg_insert if postgres else sqlite_insert)(table)
+    if skip_conflicts:
+        statement = statement.on_conflict_do_nothing()
+    if returning_id:
+        statement = statement.returning(table.c.id, sort_by_parameter_order=True)
+    return statement
 
 
 def in_param(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
@@ -61,11 +70,13 @@ def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str,
     """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns).
 
     One round trip and one statement text, where an executemany sends a statement per row."""
-    columns = [name for name in rows[0] if name != key]
-    assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
-    session.execute(text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v '
-                         f'WHERE t."{key}" = v."{key}"'),
-                    {"rows": jsontext.dumps(rows)})
+    session.execute(_update_statement(table, key, tuple(rows[0])), {"rows": jsontext.dumps(rows)})
+
+
+@functools.cache
+def _update_statement(table: str, key: str, names: tuple[str, ...]) -> Any:
+    assignments = ", ".join(f'"{name}" = v."{name}"' for name in names if name != key)
+    return text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v WHERE t."{key}" = v."{key}"')
 
 
 def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]]) -> None:
@@ -80,7 +91,7 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
     table: Table = model.__table__  # type: ignore[assignment]
     # COPY costs two round trips (start, then end): for a row or two an INSERT is cheaper.
     if not is_postgres(session) or len(rows) < FEW_ROWS:
-        session.execute(dialect_insert(session)(table), [_plain(row) for row in rows])
+        session.execute(insert_statement(table, is_postgres(session)), [_plain(row) for row in rows])
         return
     columns = tuple(rows[0])
     types = copy_types(table, columns)
@@ -92,6 +103,49 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
         for row in rows:
             copy.write_row([_json(row.get(name)) if is_json else row.get(name)
                             for name, is_json in zip(columns, wrap, strict=True)])
+
+
+def insert_few(session: Session, inserts: Sequence[tuple[Table, list[dict[str, Any]]]],
+               returning: tuple[Table, list[dict[str, Any]]]) -> list[int]:
+    """PostgreSQL: a few rows into several tables in one statement, one round trip; returns the ids
+    `returning`'s rows were given, in their order.
+
+    A quiet system's batch of a command or two writes its audit, idempotency and outbox rows: an INSERT
+    each was three statements, and each statement's client-side cost was more than its rows'. Each
+    table's rows travel as one JSON parameter (data-modifying CTEs, all in the transaction's snapshot);
+    the statement's text depends only on the tables and columns, so it is prepared once."""
+    present = [(table, rows) for table, rows in (*inserts, returning) if rows]
+    if not present:
+        return []
+    shapes = tuple((table, _columns(rows)) for table, rows in present)
+    params = {f"rows{i}": jsontext.dumps_rows(rows) for i, (_, rows) in enumerate(present)}
+    result = session.execute(_few_rows_statement(shapes, bool(returning[1])), params)
+    # Ids are drawn in the rows' order (ORDER BY ordinality), so ascending ids are the rows in order.
+    return sorted(result.scalars()) if returning[1] else []
+
+
+def _columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return tuple(names)
+
+
+@functools.cache
+def _few_rows_statement(shapes: tuple[tuple[Table, tuple[str, ...]], ...], returning: bool) -> Any:
+    def insert(index: int, table: Table, columns: tuple[str, ...], order: bool) -> str:
+        names = ", ".join(f'"{name}"' for name in columns)
+        values = ", ".join(f'v."{name}"' for name in columns)
+        source = f'json_populate_recordset(NULL::"{table.name}", CAST(:rows{index} AS json))'
+        if order:
+            return (f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source} WITH ORDINALITY AS v '
+                    f'ORDER BY v.ordinality RETURNING "{table.name}".id')
+        return f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source} AS v'
+
+    *first, (last_table, last_columns) = shapes
+    ctes = [f"w{i} AS ({insert(i, table, columns, False)})" for i, (table, columns) in enumerate(first)]
+    final = insert(len(first), last_table, last_columns, returning)
+    return text(f"WITH {', '.join(ctes)} {final}" if ctes else final)
 
 
 @functools.cache

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from customer_updates.errors import InvalidBody
-from customer_updates.models.commands import payload_hash, unusable_value
+from customer_updates.models.commands import find_unusable, json_screen, payload_hash, unusable_value
 from customer_updates.producer import Producer
 from customer_updates.services.worker_messages import Message, _parts
 from customer_updates.settings import Settings
@@ -30,6 +32,26 @@ def test_usable_values_are_not_flagged():
     assert unusable_value(usable) is None
     nested = {"custom_fields": {"x": [1, {"y": "\udfff"}]}}
     assert unusable_value(nested) == "customer.custom_fields.x[1].y: lone surrogate in text"
+
+
+# What a JSON message can carry once decoded, edges included: every code point (lone surrogates too),
+# floats with infinities and NaN, integers on both sides of the 64-bit bounds.
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=8)
+_EDGE_INTS = st.sampled_from([2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1, 2 ** 64, -(2 ** 63), -(2 ** 63) - 1, 10 ** 18])
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | _EDGE_INTS | st.floats() | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4), max_leaves=20)
+
+
+@given(_JSON_VALUES)
+def test_the_one_pass_screen_answers_as_the_walk_does(value):
+    assert find_unusable(value) == unusable_value(value)
+    if json_screen(value) is not None:
+        assert unusable_value(value) is None
+
+
+def test_the_screen_clears_a_plain_profile_in_one_pass():
+    assert json_screen({"mobile": "919800000001", "firstname": "Zoë", "custom_fields": {"tier": "gold"}})
 
 
 def test_a_message_of_twenty_thousand_commands_is_applied_in_parts_of_the_batch_size():
