@@ -33,10 +33,11 @@ from customer_updates.services import merge_requests
 from customer_updates.store import customers as customer_store
 from customer_updates.store import records
 from customer_updates.store.orgs import OrgCache
-from customer_updates.store.sql import FEW_ROWS, insert_few, insert_rows, insert_statement, is_postgres
+from customer_updates.store.sql import FEW_ROWS, insert_rows, insert_statement, is_postgres, write_few
 
 log = logging.getLogger("customer_updates.apply")
 
+_CUSTOMERS: Table = t.Customer.__table__  # type: ignore[assignment]
 _AUDIT: Table = t.AuditEntry.__table__  # type: ignore[assignment]
 _MERGES: Table = t.Merge.__table__  # type: ignore[assignment]
 _RECORDS: Table = t.CommandRecord.__table__  # type: ignore[assignment]
@@ -136,6 +137,7 @@ class BatchApplier:
         self.now = now or utcnow()
         self.outcome = BatchOutcome()
         self.audit: list[dict[str, Any]] = []
+        self.customer_rows: list[list[dict[str, Any]]] = []  # store.customers.changed_rows' groups, per org
         self.book = merge_requests.MergeBook()
         self.outbox: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
@@ -210,7 +212,8 @@ class BatchApplier:
             result = self._apply_one(org, p, directory)
             seen[key] = result
             self._done(result, "applied")
-        customer_store.write_changes(self.session, before, directory.by_id)
+        # Written with the batch's other rows (`_write`): no later read of this transaction needs them.
+        self.customer_rows.extend(customer_store.changed_rows(before, directory.by_id))
 
     def _apply_one(self, org: OrgConfig | None, p: _Pending, directory: Directory) -> StoredResult:
         cmd = p.command
@@ -317,10 +320,15 @@ class BatchApplier:
         self.outcome.outcomes.append((result.request_id, result.org_id, kind, code))
 
     def _write(self) -> None:
-        if is_postgres(self.session) and len(self.records) < FEW_ROWS:
-            # A quiet system's batch: every row in one statement (store/sql.py insert_few).
+        few = is_postgres(self.session) and len(self.records) < FEW_ROWS
+        if not (few and len(self.customer_rows) <= 1):  # groups go one after the other (changed_rows)
+            customer_store.write_rows(self.session, self.customer_rows)
+            self.customer_rows = []
+        if few:
+            # A quiet system's batch: every row in one statement (store/sql.py write_few).
             inserts = [(_AUDIT, self.audit), (_MERGES, self.book.rows()), (_RECORDS, self.records)]
-            ids = insert_few(self.session, inserts, (_OUTBOX, self.outbox))
+            changes = (_CUSTOMERS, "user_id", self.customer_rows[0] if self.customer_rows else [])
+            ids = write_few(self.session, changes, inserts, (_OUTBOX, self.outbox))
             stored = [(i, row["kind"], row["payload"]) for i, row in zip(ids, self.outbox, strict=True)]
         else:
             insert_rows(self.session, t.AuditEntry, self.audit)

@@ -178,23 +178,33 @@ def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]
 
 
 def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
-    """Write the rows that differ between the loaded and the final states, in an order the unique indexes
-    accept: customers who became inactive first, so that their identifiers are free for the survivors; then
-    active ones that gave an identifier up (an unmerge's survivor), so that it is free for its victim."""
+    """Write the rows that differ between the loaded and the final states (`changed_rows`)."""
+    write_rows(session, changed_rows(before, after))
+
+
+def changed_rows(before: dict[int, CustomerState], after: dict[int, CustomerState]) -> list[list[dict[str, Any]]]:
+    """The rows that differ between the loaded and the final states, as column values with `user_id`, in
+    groups to write one after the other in an order the unique indexes accept: customers who became inactive
+    first, so that their identifiers are free for the survivors; then active ones that gave an identifier up
+    (an unmerge's survivor), so that it is free for its victim; then the rest."""
     changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
-    table: Any = t.Customer.__table__
-    postgres = is_postgres(session)
     freeing = [s for s in changed if s.active and _gave_up_identifier(before[s.user_id], s)]
     rest = [s for s in changed if s.active and not _gave_up_identifier(before[s.user_id], s)]
-    for group in ([s for s in changed if not s.active], freeing, rest):
-        if not group:
-            continue
+    return [[{"user_id": s.user_id, **row_values(s)} for s in group]
+            for group in ([s for s in changed if not s.active], freeing, rest) if group]
+
+
+def write_rows(session: Session, groups: list[list[dict[str, Any]]]) -> None:
+    """Write `changed_rows`' groups, in their order."""
+    table: Any = t.Customer.__table__
+    postgres = is_postgres(session)
+    for group in groups:
         if postgres:
-            update_rows(session, table.name, "user_id", [{"user_id": s.user_id, **row_values(s)} for s in group])
+            update_rows(session, table.name, "user_id", group)
         else:
             session.execute(update(table).where(table.c.user_id == bindparam("b_user_id")),
-                            [{"b_user_id": s.user_id, **row_values(s)} for s in group])
-
+                            [{"b_user_id": row["user_id"], **{k: v for k, v in row.items() if k != "user_id"}}
+                             for row in group])
 
 
 def _gave_up_identifier(old: CustomerState, new: CustomerState) -> bool:

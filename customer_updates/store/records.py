@@ -62,7 +62,7 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[StoredOu
     (an INSERT ... RETURNING of many rows is a new statement text for every batch size).
 
     A few rows (a batch whose commands mostly failed; a quiet system's batch of a command or two writes all
-    its rows at once instead, `sql.insert_few`), and elsewhere (SQLite: no sequence to draw event ids from,
+    its rows at once instead, `sql.write_few`), and elsewhere (SQLite: no sequence to draw event ids from,
     and one writer at a time anyway): a row per event, by INSERT ... RETURNING, one round trip where drawing
     the ids first was two. Publishing reads both kinds."""
     if not rows:

@@ -61,22 +61,22 @@ def next_ids(session: Session, table: str, column: str, count: int) -> list[int]
     return [int(row[0]) for row in rows]
 
 
-def _recordset(table: str) -> str:
+def _recordset(table: str, param: str = "rows") -> str:
     # The rows travel as one JSON parameter and become records of the table's own row type.
-    return f'json_populate_recordset(NULL::"{table}", CAST(:rows AS json))'
+    return f'json_populate_recordset(NULL::"{table}", CAST(:{param} AS json))'
 
 
 def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str, Any]]) -> None:
     """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns).
 
     One round trip and one statement text, where an executemany sends a statement per row."""
-    session.execute(_update_statement(table, key, tuple(rows[0])), {"rows": jsontext.dumps(rows)})
+    session.execute(text(_update_sql(table, key, tuple(rows[0]))), {"rows": jsontext.dumps(rows)})
 
 
 @functools.cache
-def _update_statement(table: str, key: str, names: tuple[str, ...]) -> Any:
+def _update_sql(table: str, key: str, names: tuple[str, ...], param: str = "rows") -> str:
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in names if name != key)
-    return text(f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table)} AS v WHERE t."{key}" = v."{key}"')
+    return f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table, param)} AS v WHERE t."{key}" = v."{key}"'
 
 
 def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]]) -> None:
@@ -105,21 +105,28 @@ def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]
                             for name, is_json in zip(columns, wrap, strict=True)])
 
 
-def insert_few(session: Session, inserts: Sequence[tuple[Table, list[dict[str, Any]]]],
-               returning: tuple[Table, list[dict[str, Any]]]) -> list[int]:
-    """PostgreSQL: a few rows into several tables in one statement, one round trip; returns the ids
-    `returning`'s rows were given, in their order.
+def write_few(session: Session, update: tuple[Table, str, list[dict[str, Any]]],
+              inserts: Sequence[tuple[Table, list[dict[str, Any]]]],
+              returning: tuple[Table, list[dict[str, Any]]]) -> list[int]:
+    """PostgreSQL: update a few rows by key (`update_rows`) and insert a few rows into several tables, in one
+    statement and one round trip; returns the ids `returning`'s rows were given, in their order.
 
-    A quiet system's batch of a command or two writes its audit, idempotency and outbox rows: an INSERT
-    each was three statements, and each statement's client-side cost was more than its rows'. Each
-    table's rows travel as one JSON parameter (data-modifying CTEs, all in the transaction's snapshot);
-    the statement's text depends only on the tables and columns, so it is prepared once."""
+    A quiet system's batch of a command or two writes its customer, audit, idempotency and outbox rows: a
+    statement each was four, and each statement's client-side cost was more than its rows'. Each table's rows
+    travel as one JSON parameter (data-modifying CTEs, all on the transaction's snapshot, so the parts must
+    not depend on each other); the statement's text depends only on the tables and columns, so it is
+    prepared once."""
+    table, key, updated = update
     present = [(table, rows) for table, rows in (*inserts, returning) if rows]
-    if not present:
+    if not present and not updated:
         return []
     shapes = tuple((table, _columns(rows)) for table, rows in present)
     params = {f"rows{i}": jsontext.dumps_rows(rows) for i, (_, rows) in enumerate(present)}
-    result = session.execute(_few_rows_statement(shapes, bool(returning[1])), params)
+    changes: tuple[str, str, tuple[str, ...]] | None = None
+    if updated:
+        changes = (table.name, key, tuple(updated[0]))
+        params["updated"] = jsontext.dumps(updated)
+    result = session.execute(_few_rows_statement(changes, shapes, bool(returning[1])), params)
     # Ids are drawn in the rows' order (ORDER BY ordinality), so ascending ids are the rows in order.
     return sorted(result.scalars()) if returning[1] else []
 
@@ -132,20 +139,23 @@ def _columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 @functools.cache
-def _few_rows_statement(shapes: tuple[tuple[Table, tuple[str, ...]], ...], returning: bool) -> Any:
+def _few_rows_statement(changes: tuple[str, str, tuple[str, ...]] | None,
+                        shapes: tuple[tuple[Table, tuple[str, ...]], ...], returning: bool) -> Any:
     def insert(index: int, table: Table, columns: tuple[str, ...], order: bool) -> str:
         names = ", ".join(f'"{name}"' for name in columns)
         values = ", ".join(f'v."{name}"' for name in columns)
-        source = f'json_populate_recordset(NULL::"{table.name}", CAST(:rows{index} AS json))'
+        source = _recordset(table.name, f"rows{index}")
         if order:
             return (f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source} WITH ORDINALITY AS v '
                     f'ORDER BY v.ordinality RETURNING "{table.name}".id')
         return f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source} AS v'
 
-    *first, (last_table, last_columns) = shapes
-    ctes = [f"w{i} AS ({insert(i, table, columns, False)})" for i, (table, columns) in enumerate(first)]
-    final = insert(len(first), last_table, last_columns, returning)
-    return text(f"WITH {', '.join(ctes)} {final}" if ctes else final)
+    parts = [_update_sql(*changes, param="updated")] if changes else []
+    last = len(shapes) - 1
+    parts += [insert(i, table, columns, returning and i == last) for i, (table, columns) in enumerate(shapes)]
+    *first, final = parts
+    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(first))
+    return text(f"WITH {ctes} {final}" if ctes else final)
 
 
 @functools.cache

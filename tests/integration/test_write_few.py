@@ -1,20 +1,25 @@
-"""A quiet system's batch writes its audit, idempotency and outbox rows in one statement (store/sql.py
-`insert_few`): every row lands as a row-by-row INSERT would have written it, and the outbox ids come back
-in the rows' order."""
+"""A quiet system's batch writes its customer, audit, idempotency and outbox rows in one statement
+(store/sql.py `write_few`): every row lands as a statement each would have written it, and the outbox ids
+come back in the rows' order."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, select
 
 from customer_updates import jsontext
 from customer_updates.models import tables as t
+from customer_updates.rules.state import FieldValue, SubscriptionState
+from customer_updates.store import customers as customer_store
 from customer_updates.store.db import session_scope
-from customer_updates.store.sql import insert_few
+from customer_updates.store.sql import write_few
+from tests.conftest import load_examples
 
 WHEN = datetime(2026, 5, 6, 7, 8, 9, 123456)
+CUSTOMERS: Table = t.Customer.__table__  # type: ignore[assignment]
 AUDIT: Table = t.AuditEntry.__table__  # type: ignore[assignment]
 RECORDS: Table = t.CommandRecord.__table__  # type: ignore[assignment]
 OUTBOX: Table = t.OutboxEntry.__table__  # type: ignore[assignment]
@@ -40,8 +45,9 @@ def _outbox(user_id: int, kind: str) -> dict[str, Any]:
 def test_every_row_lands_as_written_and_the_outbox_ids_follow_the_rows_order(pg_url):
     outbox = [_outbox(9, "event"), _outbox(3, "award"), _outbox(5, "event")]
     with session_scope(pg_url) as session:
-        ids = insert_few(session, [(AUDIT, [_audit("firstname", "Zoë"), _audit("lastname", None)]),
-                                   (RECORDS, [_record("r1"), _record("r2")])], (OUTBOX, outbox))
+        ids = write_few(session, (CUSTOMERS, "user_id", []),
+                        [(AUDIT, [_audit("firstname", "Zoë"), _audit("lastname", None)]),
+                         (RECORDS, [_record("r1"), _record("r2")])], (OUTBOX, outbox))
     assert ids == sorted(ids) and len(set(ids)) == 3
     with session_scope(pg_url) as session:
         stored = {row.id: row for row in session.scalars(select(t.OutboxEntry))}
@@ -59,8 +65,27 @@ def test_every_row_lands_as_written_and_the_outbox_ids_follow_the_rows_order(pg_
 
 def test_a_batch_without_outbox_rows_writes_the_others_and_returns_no_ids(pg_url):
     with session_scope(pg_url) as session:
-        assert insert_few(session, [(AUDIT, []), (RECORDS, [_record("r3")])], (OUTBOX, [])) == []
-        assert insert_few(session, [(AUDIT, [])], (OUTBOX, [])) == []
+        assert write_few(session, (CUSTOMERS, "user_id", []), [(AUDIT, []), (RECORDS, [_record("r3")])],
+                         (OUTBOX, [])) == []
+        assert write_few(session, (CUSTOMERS, "user_id", []), [(AUDIT, [])], (OUTBOX, [])) == []
     with session_scope(pg_url) as session:
         assert session.scalars(select(t.CommandRecord.request_id)).all() == ["r3"]
         assert session.scalars(select(t.OutboxEntry.id)).all() == []
+
+
+def test_a_customer_changed_in_the_same_statement_reads_back_as_written(pg_url):
+    load_examples(pg_url)
+    with session_scope(pg_url) as session:
+        [loaded] = customer_store.load_customers(session, 1, [1], {}, lock=True)
+        changed = loaded.copy()
+        changed.firstname, changed.lastname, changed.updated_on = "Zoë", None, WHEN
+        changed.lifetime_purchases = Decimal("1234.50")
+        changed.custom = {**changed.custom, "favourite_drink": FieldValue('say "chai"', WHEN)}
+        changed.subscriptions = {**changed.subscriptions, ("EMAIL", "BULK"): SubscriptionState(0, "ALL", WHEN)}
+        [rows] = customer_store.changed_rows({1: loaded}, {1: changed})
+        write_few(session, (CUSTOMERS, "user_id", rows), [(RECORDS, [_record("r4")])], (OUTBOX, [_outbox(1, "event")]))
+    with session_scope(pg_url) as session:
+        [again] = customer_store.load_customers(session, 1, [1], {}, lock=False)
+        assert session.scalars(select(t.CommandRecord.request_id)).all() == ["r4"]
+    assert customer_store.row_values(again) == customer_store.row_values(changed)
+    assert again.custom == changed.custom and again.subscriptions == changed.subscriptions
