@@ -11,6 +11,7 @@ import pytest
 from celery import Celery
 from celery.events.event import Event
 from kombu.clocks import LamportClock
+from kombu.serialization import loads
 
 from customer_updates.worker import batching, task_events
 from customer_updates.worker.batching import PacedBatches
@@ -25,7 +26,10 @@ class _Producer:
     def publish(self, body: Any, **options: Any) -> None:
         if self.fails:
             raise ConnectionError("broker gone")
-        self.sent.append({"body": body, **options})
+        # Decoded as an event receiver decodes it (kombu.serialization.loads).
+        decoded = loads(body, options["content_type"], options["content_encoding"]) if options.get("content_type") \
+            else body
+        self.sent.append({"body": decoded, **options})
 
 
 def _dispatcher(enabled: bool = True, groups: set[str] | None = None, fails: bool = False) -> Any:
@@ -67,6 +71,8 @@ def test_events_go_out_as_grouped_task_messages_of_a_bounded_size():
     assert {message["routing_key"] for message in sent} == {"task.multi"}
     assert {message["exchange"] for message in sent} == {"celeryev"}
     assert [event["uuid"] for message in sent for event in message["body"]] == [f"task-{n}" for n in range(450)]
+    assert {message["content_type"] for message in sent} == {"application/json"}  # made by orjson, not kombu
+    assert sent[0]["body"][0] == events[0]
 
 
 def test_a_broker_error_loses_the_events_with_a_warning_and_raises_nothing(caplog: pytest.LogCaptureFixture):
