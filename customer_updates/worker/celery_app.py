@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from time import monotonic
 from typing import Any
 
 from celery import Celery
@@ -109,18 +110,21 @@ def tune_gc(threshold: int) -> None:
 
 # A batch's reference cycles are young when it ends: a cheap collection of the two young generations
 # finds them. A full one also walks the objects a pool process made since the fork and keeps (compiled
-# statements, adapters, pooled connections), with nothing more to free, so it runs only every
-# FULL_COLLECTION_EVERY batches.
+# statements, adapters, pooled connections), with nothing more to free, and takes milliseconds: it runs
+# after FULL_COLLECTION_EVERY batches and FULL_COLLECTION_SECONDS at the least, so that a quiet system's
+# batches of a command or two (hundreds a second) do not pay it every half second.
 FULL_COLLECTION_EVERY = 100
+FULL_COLLECTION_SECONDS = 10.0
 _batches_since_full = 0
+_last_full = monotonic()
 
 
 def collect_after_batch() -> None:
     """Free the cycles a batch left (the automatic collections are rare, see `tune_gc`)."""
-    global _batches_since_full
+    global _batches_since_full, _last_full
     _batches_since_full += 1
-    if _batches_since_full >= FULL_COLLECTION_EVERY:
-        _batches_since_full = 0
+    if _batches_since_full >= FULL_COLLECTION_EVERY and monotonic() - _last_full >= FULL_COLLECTION_SECONDS:
+        _batches_since_full, _last_full = 0, monotonic()
         gc.collect()
     else:
         gc.collect(1)

@@ -43,23 +43,33 @@ def test_each_pool_process_keeps_at_least_two_batches_reserved():
     assert reserved_per_process(4000, processes=8, batch_size=500) == 1000
 
 
-def test_batches_end_with_a_young_collection_and_every_hundredth_with_a_full_one(monkeypatch):
+def test_batches_end_with_a_young_collection_and_a_full_one_after_a_hundred_batches_and_ten_seconds(monkeypatch):
     from customer_updates.worker import celery_app as worker
 
     generations: list[int] = []
+    now = [1000.0]
 
     def collect(generation: int = 2) -> int:
         generations.append(generation)
         return 0
 
     monkeypatch.setattr(worker.gc, "collect", collect)
+    monkeypatch.setattr(worker, "monotonic", lambda: now[0])
     monkeypatch.setattr(worker, "_batches_since_full", 0)
-    for _ in range(2 * worker.FULL_COLLECTION_EVERY):
+    monkeypatch.setattr(worker, "_last_full", now[0])
+    every = worker.FULL_COLLECTION_EVERY
+    for _ in range(2 * every):  # large batches: a hundred take longer than the interval
+        now[0] += worker.FULL_COLLECTION_SECONDS / every * 1.5
         worker.collect_after_batch()
-    assert len(generations) == 2 * worker.FULL_COLLECTION_EVERY
-    assert [i for i, g in enumerate(generations) if g == 2] == [worker.FULL_COLLECTION_EVERY - 1,
-                                                                2 * worker.FULL_COLLECTION_EVERY - 1]
-    assert set(generations) == {1, 2}
+    assert [i for i, g in enumerate(generations) if g == 2] == [every - 1, 2 * every - 1]
+    generations.clear()
+    for _ in range(5 * every):  # a quiet system's small batches: hundreds a second
+        now[0] += 0.005
+        worker.collect_after_batch()
+    assert generations.count(2) == 0
+    now[0] += worker.FULL_COLLECTION_SECONDS
+    worker.collect_after_batch()
+    assert generations[-1] == 2 and set(generations) == {1, 2}
 
 
 def test_a_batch_leaves_no_reference_cycle_behind_after_its_collection():
