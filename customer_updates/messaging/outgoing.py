@@ -21,6 +21,7 @@ from customer_updates.errors import InvalidBody
 from customer_updates.messaging.results import batch_key
 from customer_updates.models.commands import (
     INT64_MAX,
+    STRICT_JSON,
     Command,
     MergeAsk,
     UserContext,
@@ -28,14 +29,13 @@ from customer_updates.models.commands import (
     find_unusable,
     json_screen,
     payload_hash,
+    unusable_value,
     utcnow,
 )
 from customer_updates.rules.parse import as_list
 
 # What Command's request_id accepts; an id matching it skips pydantic (its cost was a fifth of a send).
 _PLAIN_ID = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
-# What the json module encodes and nothing more: datetimes and dataclasses are refused, not converted.
-_STRICT = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 @dataclass
@@ -83,11 +83,13 @@ def new_id() -> str:
 def refuse_unjson(customer: Any) -> None:
     """Refuse what JSON cannot carry and what `refuse_unusable` refuses, here rather than in the worker,
     naming the field; in the common case one orjson pass clears it (`json_screen`)."""
-    if json_screen(customer) is not None:
+    if json_screen(customer):
         return
-    refuse_unusable(customer)
+    problem = unusable_value(customer)  # the screen could not clear it: the walk names the field
+    if problem is not None:
+        raise InvalidBody(problem)
     try:
-        orjson.dumps(customer, option=_STRICT)
+        orjson.dumps(customer, option=STRICT_JSON)
     except TypeError as exc:  # orjson.JSONEncodeError included: a value JSON has no form for
         raise InvalidBody(f"customer: {exc}") from exc
 

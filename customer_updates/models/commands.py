@@ -93,25 +93,26 @@ def payload_hash(customer: Any) -> str:
 
 # orjson refuses lone surrogates and integers beyond 64 bits unsigned, and writes non-finite numbers as null;
 # integers between the signed and the unsigned bound have 19 or 20 digits.
-_SCREEN_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# What the json module encodes and nothing more: datetimes and dataclasses are refused, not converted.
+STRICT_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
 
-def json_screen(value: Any) -> bytes | None:
-    """`value` as orjson writes it when that text shows `unusable_value` would find nothing, else None.
+def json_screen(value: Any) -> bool:
+    """Whether one orjson pass shows that `unusable_value` would find nothing in `value`.
 
     One pass in C instead of a walk in Python: the walk runs only for what this cannot clear (a payload
     orjson refuses, one with a null or a run of 19 digits)."""
     try:
-        text = orjson.dumps(value, option=_SCREEN_OPTIONS)
+        text = orjson.dumps(value, option=STRICT_JSON)
     except TypeError:  # orjson.JSONEncodeError included
-        return None
-    return None if b"null" in text or _LONG_DIGITS.search(text) is not None else text
+        return False
+    return b"null" not in text and _LONG_DIGITS.search(text) is None
 
 
 def find_unusable(value: Any, path: str = "customer") -> str | None:
     """`unusable_value`'s answer, in the common case from `json_screen`'s one pass."""
-    return None if json_screen(value) is not None else unusable_value(value, path)
+    return None if json_screen(value) else unusable_value(value, path)
 
 
 def unusable_value(value: Any, path: str = "customer") -> str | None:

@@ -321,13 +321,14 @@ class BatchApplier:
 
     def _write(self) -> None:
         few = is_postgres(self.session) and len(self.records) < FEW_ROWS
-        if not (few and len(self.customer_rows) <= 1):  # groups go one after the other (changed_rows)
+        # One group of customer rows can go with the others; several go one after the other (changed_rows).
+        together = self.customer_rows[0] if few and len(self.customer_rows) == 1 else []
+        if not together:
             customer_store.write_rows(self.session, self.customer_rows)
-            self.customer_rows = []
         if few:
             # A quiet system's batch: every row in one statement (store/sql.py write_few).
             inserts = [(_AUDIT, self.audit), (_MERGES, self.book.rows()), (_RECORDS, self.records)]
-            changes = (_CUSTOMERS, "user_id", self.customer_rows[0] if self.customer_rows else [])
+            changes = (_CUSTOMERS, "user_id", together)
             ids = write_few(self.session, changes, inserts, (_OUTBOX, self.outbox))
             stored = [(i, row["kind"], row["payload"]) for i, row in zip(ids, self.outbox, strict=True)]
         else:

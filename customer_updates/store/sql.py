@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from customer_updates import jsontext
 from customer_updates.models import tables as t
 
-FEW_ROWS = 8  # fewer rows than this go by one INSERT rather than COPY or ids drawn first (store/records.py)
+# Fewer rows than this go by one INSERT rather than COPY or ids drawn first (store/records.py), and a batch
+# of fewer commands writes all its rows in one statement (write_few, services/apply.py).
+FEW_ROWS = 8
 
 
 def is_postgres(session: Session) -> bool:
@@ -116,7 +118,7 @@ def write_few(session: Session, update: tuple[Table, str, list[dict[str, Any]]],
     travel as one JSON parameter (data-modifying CTEs, all on the transaction's snapshot, so the parts must
     not depend on each other); the statement's text depends only on the tables and columns, so it is
     prepared once."""
-    table, key, updated = update
+    updated_table, key, updated = update
     present = [(table, rows) for table, rows in (*inserts, returning) if rows]
     if not present and not updated:
         return []
@@ -124,7 +126,7 @@ def write_few(session: Session, update: tuple[Table, str, list[dict[str, Any]]],
     params = {f"rows{i}": jsontext.dumps_rows(rows) for i, (_, rows) in enumerate(present)}
     changes: tuple[str, str, tuple[str, ...]] | None = None
     if updated:
-        changes = (table.name, key, tuple(updated[0]))
+        changes = (updated_table.name, key, tuple(updated[0]))
         params["updated"] = jsontext.dumps(updated)
     result = session.execute(_few_rows_statement(changes, shapes, bool(returning[1])), params)
     # Ids are drawn in the rows' order (ORDER BY ordinality), so ascending ids are the rows in order.
