@@ -1,8 +1,8 @@
 """CPU per update of the worker's whole unit of work, in one process and without a broker.
 
 Batches of the bench workload go through what a pool process does with them (`worker_messages.apply_messages`:
-claims, the transaction, results and events to Redis, the outbox marking) and the award tasks they
-publish are run at once (`worker_messages.award`). Printed: the process's CPU, PostgreSQL's CPU (its local
+claims, the transaction, the award tasks sent, results, events and outbox receipts to Redis) and the award
+tasks they publish are run at once (`worker_messages.award`). Printed: the process's CPU, PostgreSQL's CPU (its local
 server processes, so on a machine where nothing else uses it) and the wall time, per update.
 
 It is the measure for comparing two versions of the code (run it in each checkout, in turns): a run

@@ -22,7 +22,7 @@ return (#ARGV - 1) / 3
 def append_to_stream(client: redis.Redis, stream: str, maxlen: int, events: list[tuple[int, dict[str, Any]]]) -> None:
     """Append events to the stream (fields event_id, type, data), in one round trip. `event_id` is the
     event's id from the outbox (services.publish.stream_events): consumers dedupe on it, since the relay may
-    publish an event twice if a worker dies between XADD and marking it published."""
+    publish an event twice (it died between XADD and marking the row published, or a receipt was lost)."""
     if not events:
         return
     client.register_script(_XADD_ALL)(keys=[stream], args=[maxlen, *event_fields(events)])

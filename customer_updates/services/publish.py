@@ -1,8 +1,9 @@
 """After commit (DESIGN §1 step 5): send follow-on tasks, append events, mark outbox rows published.
 
-The worker stores a batch's results and appends its events in one Redis call (messaging/after_commit.py)
-and sends its award tasks with `send_award_rows`; the relay publishes what a worker left unconfirmed with
-`publish_outbox`.
+The worker sends a batch's award tasks with `send_award_rows`, then stores its results, appends its events
+and leaves receipts of the rows it published in one Redis call (messaging/after_commit.py); the rows are
+marked published when the receipts are drained (`confirm_receipts`). The relay drains them, then publishes
+what no worker confirmed with `publish_outbox`.
 
 Everything here may run twice (a redelivered message, the relay): award tasks are idempotent by outbox
 id, and events carry the outbox id for consumers to dedupe.
@@ -10,6 +11,7 @@ id, and events carry the outbox id for consumers to dedupe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 import redis
 from sqlalchemy.orm import Session
 
+from customer_updates.messaging import receipts
 from customer_updates.messaging.events import append_to_stream
 from customer_updates.settings import Settings
 from customer_updates.store import records
@@ -68,9 +71,25 @@ def stream_events(entries: Iterable[OutboxLike]) -> list[tuple[int, dict[str, An
     return events
 
 
+def confirm_receipts(session: Session, client: redis.Redis, now: datetime) -> int:
+    """Mark published the rows whose receipts wait in Redis, and drop the receipts. When the statement fails
+    the receipts go back; when the commit after it fails they are lost, and the relay publishes those rows
+    again (duplicates, which consumers dedupe)."""
+    ids = receipts.take(client)
+    try:
+        records.mark_published(session, ids, now)
+    except Exception:
+        with contextlib.suppress(redis.RedisError):
+            receipts.give_back(client, ids)
+        raise
+    return len(ids)
+
+
 def relay(session: Session, client: redis.Redis, settings: Settings, send_awards: SendAward,
           now: datetime) -> int:
-    """Republish outbox rows a worker committed but did not confirm (it died after commit)."""
+    """Republish outbox rows a worker committed but did not confirm (it died after commit). The receipts
+    workers left are taken first: their rows were published."""
+    confirm_receipts(session, client, now)
     stale = records.unpublished(session, now - timedelta(seconds=settings.outbox_relay_after_seconds),
                                 now - timedelta(minutes=5))
     count = publish_outbox(session, client, settings, send_awards, stale, now)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from customer_updates.messaging import claims
+from customer_updates.messaging import claims, receipts
 from customer_updates.messaging.after_commit import publish_batch
 from customer_updates.messaging.dead_letters import push_dead_letter
 from customer_updates.messaging.results import store_results
@@ -28,10 +28,9 @@ from customer_updates.services import awards as award_service
 from customer_updates.services import failpoints
 from customer_updates.services.apply import BatchApplier, BatchOutcome, StoredResult
 from customer_updates.services.message_reports import MessageReports
-from customer_updates.services.publish import send_award_rows, stream_events
+from customer_updates.services.publish import confirm_receipts, send_award_rows, stream_events
 from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
-from customer_updates.store import records
 from customer_updates.store.db import session_scope, statement_scope
 
 log = logging.getLogger("customer_updates.worker")
@@ -215,28 +214,39 @@ def _awards_of(chunk: list[Message], send_awards: Callable[..., None]) -> Callab
 def _after_commit(rt: Runtime, outcome: BatchOutcome, claimed: set[claims.Key],
                   send_awards: Callable[[list[int]], None], duration: float,
                   reports: MessageReports | None = None) -> None:
-    """Results, events and the claims' release in one Redis round trip, then the award tasks and the
-    outbox rows marked published. Raises when the results did not reach Redis; what fails after that is
-    the relay's to publish again."""
-    publish_batch(rt.redis, outcome.results, rt.settings.result_ttl_seconds, rt.settings.events_stream,
-                  rt.settings.events_maxlen, stream_events(outcome.outbox), claimed)
+    """The award tasks, then results, events, receipts of the published outbox rows and the claims' release
+    in one Redis round trip. Raises when the results did not reach Redis; an outbox row left without a
+    receipt is the relay's to publish again."""
+    published = [e.id for e in outcome.outbox]
+    try:
+        send_award_rows(send_awards, outcome.outbox)
+    except Exception:  # no receipts for them: the relay sends them again
+        log.warning("award tasks deferred to relay", exc_info=True)
+        published = [e.id for e in outcome.outbox if e.kind != "award"]
+    waiting = publish_batch(rt.redis, outcome.results, rt.settings.result_ttl_seconds, rt.settings.events_stream,
+                            rt.settings.events_maxlen, stream_events(outcome.outbox), claimed, published)
     claimed.clear()  # released by that call
+    if waiting >= receipts.DRAIN_AT:
+        _drain_receipts(rt)
     if reports is not None:
         reports.outcomes(outcome.outcomes)
     for raw, error in outcome.undecodable:
         _dead_letter_raw(rt, raw, error, attempts=1)
         if reports is not None:
             reports.commands_failed([raw], Code.DEAD_LETTERED)
-    if outcome.outbox:
-        try:
-            send_award_rows(send_awards, outcome.outbox)
-            with statement_scope(rt.settings.database_url) as session:  # one statement
-                records.mark_published(session, [e.id for e in outcome.outbox], utcnow())
-        except Exception:  # the relay republishes what was not confirmed
-            log.warning("outbox publish deferred to relay", exc_info=True)
     _log_outcomes(outcome, duration)
     worker_metrics.commands(outcome.outcomes, len(outcome.deferred), worker_metrics.merges_in(outcome.outbox),
                             duration)
+
+
+def _drain_receipts(rt: Runtime) -> None:
+    """Mark published the rows of the receipts waiting in Redis, in one statement, so that the set stays
+    small where beat's relay runs seldom or not at all."""
+    try:
+        with statement_scope(rt.settings.database_url) as session:
+            confirm_receipts(session, rt.redis, utcnow())
+    except Exception:  # the receipts went back, or the relay publishes those rows again
+        log.warning("outbox receipts not confirmed", exc_info=True)
 
 
 def _log_outcomes(outcome: BatchOutcome, duration: float) -> None:
