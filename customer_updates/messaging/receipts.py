@@ -31,10 +31,15 @@ def take(client: redis.Redis, count: int = TAKE_AT_ONCE) -> list[int]:
     return sorted(int(raw) for raw in taken or ())
 
 
-def give_back(client: redis.Redis, ids: Collection[int]) -> None:
-    """Put back receipts whose rows a failed drain did not mark."""
-    if ids:
-        client.sadd(RECEIPTS_KEY, *ids)
+def add(client: redis.Redis, ids: Collection[int]) -> int:
+    """Leave receipts outside the after-commit script (award rows once their tasks are sent, receipts a
+    failed drain gives back); returns the receipts now waiting. One round trip."""
+    if not ids:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    pipe.sadd(RECEIPTS_KEY, *ids)
+    pipe.scard(RECEIPTS_KEY)
+    return int(pipe.execute()[1])
 
 
 def pending(client: redis.Redis) -> set[int]:

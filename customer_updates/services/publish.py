@@ -1,9 +1,9 @@
 """After commit (DESIGN §1 step 5): send follow-on tasks, append events, mark outbox rows published.
 
-The worker sends a batch's award tasks with `send_award_rows`, then stores its results, appends its events
-and leaves receipts of the rows it published in one Redis call (messaging/after_commit.py); the rows are
-marked published when the receipts are drained (`confirm_receipts`). The relay drains them, then publishes
-what no worker confirmed with `publish_outbox`.
+The worker stores a batch's results, appends its events and leaves receipts of its event rows in one Redis
+call (messaging/after_commit.py), then sends its award tasks with `send_award_rows` and leaves their
+receipts; the rows are marked published when the receipts are drained (`confirm_receipts`). The relay
+drains them, then publishes what no worker confirmed with `publish_outbox`.
 
 Everything here may run twice (a redelivered message, the relay): award tasks are idempotent by outbox
 id, and events carry the outbox id for consumers to dedupe.
@@ -80,7 +80,7 @@ def confirm_receipts(session: Session, client: redis.Redis, now: datetime) -> in
         records.mark_published(session, ids, now)
     except Exception:
         with contextlib.suppress(redis.RedisError):
-            receipts.give_back(client, ids)
+            receipts.add(client, ids)
         raise
     return len(ids)
 

@@ -214,18 +214,20 @@ def _awards_of(chunk: list[Message], send_awards: Callable[..., None]) -> Callab
 def _after_commit(rt: Runtime, outcome: BatchOutcome, claimed: set[claims.Key],
                   send_awards: Callable[[list[int]], None], duration: float,
                   reports: MessageReports | None = None) -> None:
-    """The award tasks, then results, events, receipts of the published outbox rows and the claims' release
-    in one Redis round trip. Raises when the results did not reach Redis; an outbox row left without a
-    receipt is the relay's to publish again."""
-    published = [e.id for e in outcome.outbox]
-    try:
-        send_award_rows(send_awards, outcome.outbox)
-    except Exception:  # no receipts for them: the relay sends them again
-        log.warning("award tasks deferred to relay", exc_info=True)
-        published = [e.id for e in outcome.outbox if e.kind != "award"]
+    """Results, events, receipts of the published event rows and the claims' release in one Redis round
+    trip, then the award tasks and their receipts. Raises when the results did not reach Redis; an outbox row
+    left without a receipt is the relay's to publish again."""
+    events = [e.id for e in outcome.outbox if e.kind != "award"]
     waiting = publish_batch(rt.redis, outcome.results, rt.settings.result_ttl_seconds, rt.settings.events_stream,
-                            rt.settings.events_maxlen, stream_events(outcome.outbox), claimed, published)
+                            rt.settings.events_maxlen, stream_events(outcome.outbox), claimed, events)
     claimed.clear()  # released by that call
+    awards = [e.id for e in outcome.outbox if e.kind == "award"]
+    if awards:
+        try:
+            send_award_rows(send_awards, outcome.outbox)
+            waiting = receipts.add(rt.redis, awards)  # only once sent: the relay sends what has none
+        except Exception:
+            log.warning("award tasks deferred to relay", exc_info=True)
     if waiting >= receipts.DRAIN_AT:
         _drain_receipts(rt)
     if reports is not None:

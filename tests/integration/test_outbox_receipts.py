@@ -114,7 +114,7 @@ def test_a_worker_drains_the_receipts_once_they_reach_the_bound(pg_url, redis_ur
 
 def test_receipts_go_back_when_their_rows_could_not_be_marked(pg_url, redis_url, monkeypatch):
     client = redis.Redis.from_url(redis_url)
-    receipts.give_back(client, [5, 6])
+    receipts.add(client, [5, 6])
 
     def database_down(*args: Any) -> None:
         raise ConnectionError("database down")
