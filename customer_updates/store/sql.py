@@ -52,14 +52,17 @@ def in_param(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 
+# Made once: `text()` parses its bind parameters with a regular expression on every call.
+_NEXT_IDS = text("WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(:table, :column)::regclass "
+                 "AS seq) SELECT nextval(s.seq) FROM s, generate_series(1, :count)")
+
+
 def next_ids(session: Session, table: str, column: str, count: int) -> list[int]:
     """`count` values of a PostgreSQL serial column's sequence, in one round trip (rows then go by COPY).
 
     The sequence is looked up once per call (a MATERIALIZED CTE), not once per value: the planner otherwise
     folds `nextval(pg_get_serial_sequence(...))` into every row, a catalog lookup each."""
-    rows = session.execute(text("WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(:table, :column)::regclass "
-                                "AS seq) SELECT nextval(s.seq) FROM s, generate_series(1, :count)"),
-                           {"table": table, "column": column, "count": count})
+    rows = session.execute(_NEXT_IDS, {"table": table, "column": column, "count": count})
     return [int(row[0]) for row in rows]
 
 
@@ -72,7 +75,12 @@ def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str,
     """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns).
 
     One round trip and one statement text, where an executemany sends a statement per row."""
-    session.execute(text(_update_sql(table, key, tuple(rows[0]))), {"rows": jsontext.dumps(rows)})
+    session.execute(_update_statement(table, key, tuple(rows[0])), {"rows": jsontext.dumps(rows)})
+
+
+@functools.cache
+def _update_statement(table: str, key: str, names: tuple[str, ...]) -> Any:
+    return text(_update_sql(table, key, names))
 
 
 @functools.cache
