@@ -4,7 +4,8 @@ orjson, because this text is made for every command a worker applies and the jso
 was a large share of a worker's time (bench/HISTORY.md). The text is
 what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` gives for plain data; datetimes are
 ISO 8601, Decimals and other objects their `str()` (what `default=str` gave before), sets sorted lists.
-Request payload hashes keep the json module (models/commands.py): stored hashes must not change.
+Request payload hashes are of the json module's text (models/commands.py), since stored hashes must not
+change; orjson makes that same text there only where it is known to be the same.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -61,13 +62,15 @@ class Command(BaseModel):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
     def payload_hash(self) -> str:
-        return command_hash(self.kind, self.customer)
+        """The hash of what arrived: `customer` was decoded from the message's JSON text."""
+        return command_hash(self.kind, self.customer, decoded_payload_hash)
 
 
-def command_hash(kind: str, customer: Any) -> str:
+def command_hash(kind: str, customer: Any, hashed: Callable[[Any], str] | None = None) -> str:
     """An update's hash is its payload's; a merge or an unmerge names its kind as well, so that a request
     id reused for another kind of command is a 409 like any other payload."""
-    return payload_hash(customer) if kind == "update" else payload_hash({"kind": kind, "customer": customer})
+    hashed = hashed or payload_hash
+    return hashed(customer) if kind == "update" else hashed({"kind": kind, "customer": customer})
 
 
 class MergeAsk(BaseModel):
@@ -88,6 +91,26 @@ def payload_hash(customer: Any) -> str:
         data = canonical.encode()
     except UnicodeEncodeError:
         data = json.dumps(customer, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+# orjson's text is the json module's (sorted keys, no spaces, UTF-8) for strings, integers, booleans, lists and
+# dicts with string keys; it differs for some floats (1e-05 against 0.00001) and NaN (null). Subclasses, dates and
+# dataclasses pass through to the TypeError; an Enum (which orjson writes as its value) cannot come from JSON text.
+_SAME_AS_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | \
+    orjson.OPT_PASSTHROUGH_DATACLASS
+_MAYBE_FLOAT = re.compile(rb"\d[.eE]")  # also in strings ("v1.2"): those take the slower way, with the same hash
+
+
+def decoded_payload_hash(customer: Any) -> str:
+    """`payload_hash` of a value decoded from JSON text (a worker's command), in about half the time: the text to
+    hash made by orjson, unless it may hold a float or a NaN, where the json module makes it as before."""
+    try:
+        data = orjson.dumps(customer, option=_SAME_AS_JSON)
+    except TypeError:  # a lone surrogate, an integer beyond 64 bits, a key that is not a string
+        return payload_hash(customer)
+    if b"null" in data or _MAYBE_FLOAT.search(data):
+        return payload_hash(customer)
     return hashlib.sha256(data).hexdigest()
 
 
