@@ -77,7 +77,9 @@ HOOKS: tuple[Hook, ...] = (
          "Overridden: kombu's, with the record checked and dead-lettered when unusable instead of requeued.",
          _TRANSPORT, replicates="6224c9d1a3093fe9"),
     Hook("kombu", _REDIS_QOS, "_remove_from_indices",
-         "Forgets unacked records inside our own pipelines (batched acks, dead letters, restores).", _TRANSPORT),
+         "Forgets unacked records inside our own pipelines (dead letters, restores); `forget_unacked` does the "
+         "same for a batch's acknowledgements in two commands, so what it removes must not change.", _TRANSPORT,
+         replicates="5940a5c23a877463"),
     Hook("kombu", _REDIS_QOS, "pipe_or_acquire", "The pipeline of a batch's acknowledgements.", _TRANSPORT),
     Hook("kombu", "kombu.transport.virtual:QoS", "_delivered",
          "A dead-lettered message is dropped from the in-memory unacked map, as an ack would; the lease renewal "
