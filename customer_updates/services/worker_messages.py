@@ -225,9 +225,13 @@ def _after_commit(rt: Runtime, outcome: BatchOutcome, claimed: set[claims.Key],
     if awards:
         try:
             send_award_rows(send_awards, outcome.outbox)
-            waiting = receipts.add(rt.redis, awards)  # only once sent: the relay sends what has none
         except Exception:
             log.warning("award tasks deferred to relay", exc_info=True)
+        else:
+            try:  # receipts only once sent: the relay sends what has none
+                waiting = receipts.add(rt.redis, awards)
+            except Exception:  # sent without receipts: the relay sends them again, which awards dedupe
+                log.warning("award receipts not left", exc_info=True)
     if waiting >= receipts.DRAIN_AT:
         _drain_receipts(rt)
     if reports is not None:

@@ -37,7 +37,7 @@ def test_a_command_hashes_its_payload_and_a_merge_its_kind_too():
     assert merge.payload_hash() == payload_hash({"kind": "merge", "customer": {"victim_id": 2, "survivor_id": 1}})
 
 
-def test_a_value_json_text_cannot_hold_takes_the_json_module_way():
+def test_a_value_json_text_cannot_hold_hashes_as_the_json_module_hashes_it():
     class Text(str):
         pass
 
