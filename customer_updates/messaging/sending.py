@@ -88,18 +88,28 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
 
 
 AMQP_CONFIRM_TIMEOUT = 60.0  # seconds to wait for RabbitMQ to confirm what a call published
+SENT_EVENTS_PER_MESSAGE = 200  # task-sent events per grouped message (each holds a masked kwargs repr)
+JSON = "application/json"
 
 
 class _ConfirmingChannel:
     """A RabbitMQ channel in confirm mode whose publishes do not wait, kept with its connection for later calls.
 
     With `confirm_publish` py-amqp waits for the broker's confirm after every publish (the message, then its
-    task-sent event: two round trips a message). On this channel the messages go through Celery as usual,
-    and `publish` returns once RabbitMQ has confirmed every tag it published: a confirm covers its own tag,
-    or with `multiple` every tag up to its own, and confirms may come in any order. Opening a channel and
-    putting it in confirm mode costs two round trips, so it is kept while its connection lives."""
+    task-sent event: two round trips a message). On this channel `publish` sends every message, then waits
+    once until RabbitMQ has confirmed every tag it published: a confirm covers its own tag, or with
+    `multiple` every tag up to its own, and confirms may come in any order. Opening a channel and putting it
+    in confirm mode costs two round trips, so it is kept while its connection lives.
+
+    The messages are what Celery's `send_task` publishes (`_apply_message`, Celery's `as_task_v2`), handed to
+    py-amqp directly, and a call's task-sent events go as grouped `task.multi` messages, as the worker sends
+    its task events: through `send_task` each message also took kombu's publish path and a second publish for
+    its event, most of a producer's time for one-update messages."""
 
     def __init__(self, celery: Celery, connection: Any) -> None:
+        from celery.events.event import get_exchange
+        from kombu.common import maybe_declare
+
         self.celery = celery
         self.channel = connection.channel()
         self.published = 0  # delivery tags run from 1 on a channel in confirm mode
@@ -116,7 +126,13 @@ class _ConfirmingChannel:
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
         self.channel.confirm_select()
-        self.producer = celery.amqp.Producer(self.channel)
+        # Declared as Celery's send_task and event dispatcher would (their arguments: quorum queue, topic
+        # exchange), once for the channel's life.
+        maybe_declare(celery.amqp.queues[UPDATES_QUEUE], self.channel)
+        self.events = bool(celery.conf.task_send_sent_event)
+        self.event_exchange = get_exchange(connection, name=celery.conf.event_exchange)
+        if self.events:
+            maybe_declare(self.event_exchange, self.channel)
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         if multiple:
@@ -136,10 +152,26 @@ class _ConfirmingChannel:
     def publish(self, messages: list[list[Any]]) -> None:
         """Send the messages and wait for their confirms. A nack or a timeout raises (the caller then knows
         only that some of them may be on the queue, as with any failed send)."""
+        from amqp import Message
         from amqp.exceptions import MessageNacked
 
+        events: list[dict[str, Any]] = []
+        origin = _origin()
         for commands in messages:
-            send_apply(commands, producer=self.producer, celery=self.celery, retry=False)
+            message = _apply_message(self.celery, commands, self.events, reply_to=self.celery.thread_oid)
+            self.channel.basic_publish(
+                Message(orjson.dumps(message.body, option=orjson.OPT_NON_STR_KEYS), content_type=JSON,
+                        content_encoding="utf-8", application_headers=message.headers, delivery_mode=2, priority=0,
+                        **message.properties),
+                exchange="", routing_key=UPDATES_QUEUE)
+            if message.sent_event is not None:
+                events.append(message.sent_event)
+        for start in range(0, len(events), SENT_EVENTS_PER_MESSAGE):
+            self.channel.basic_publish(
+                Message(orjson.dumps(events[start:start + SENT_EVENTS_PER_MESSAGE]), content_type=JSON,
+                        content_encoding="utf-8", application_headers={"hostname": origin}, delivery_mode=1,
+                        priority=0),
+                exchange=self.event_exchange.name, routing_key="task.multi")
         deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
         while not self.nacked and (missing := self._unconfirmed()):
             left = deadline - time.monotonic()
@@ -227,24 +259,39 @@ def redis_route(celery: Celery) -> RedisRoute | None:
 
 def encode_apply(celery: Celery, commands: list[Any], route: RedisRoute) -> tuple[bytes, bytes | None]:
     """One apply message in the exact envelope kombu's Redis transport writes, and its task-sent event."""
-    task_id = str(uuid.uuid4())
-    origin = _origin()
-    send_event = bool(route.event_topics)
-    message = celery.amqp.as_task_v2(task_id, APPLY_TASK, args=(), kwargs={"commands": commands},
-                                     argsrepr="()", kwargsrepr=masked_repr(commands), origin=origin,
-                                     create_sent_event=send_event)
-    encoded = _envelope(message.body, {**message.headers, **sent_header()}, {
+    message = _apply_message(celery, commands, bool(route.event_topics))
+    encoded = _envelope(message.body, message.headers, {
         **message.properties, "delivery_mode": 2,
         "delivery_info": {"exchange": "", "routing_key": UPDATES_QUEUE}})
     event = None
     if message.sent_event is not None:
-        event = _envelope(
-            {"hostname": origin, "utcoffset": 0, "pid": os.getpid(), "clock": celery.clock.forward(),
-             **message.sent_event, "queue": UPDATES_QUEUE, "exchange": "", "routing_key": UPDATES_QUEUE,
-             "timestamp": time.time(), "type": "task-sent"},
-            {"hostname": origin},
-            {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.sent"}})
+        event = _envelope(message.sent_event, {"hostname": message.origin},
+                          {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.sent"}})
     return encoded, event
+
+
+@dataclass(frozen=True)
+class _ApplyMessage:
+    body: Any  # protocol 2: (args, kwargs, embed)
+    headers: dict[str, Any]
+    properties: dict[str, Any]  # correlation_id and reply_to
+    sent_event: dict[str, Any] | None  # the task-sent event Celery's send_task would publish
+    origin: str
+
+
+def _apply_message(celery: Celery, commands: list[Any], with_event: bool, reply_to: str | None = None) -> _ApplyMessage:
+    """What Celery's `send_task` publishes for an apply message, made by Celery's own `as_task_v2`."""
+    task_id = str(uuid.uuid4())
+    origin = _origin()
+    message = celery.amqp.as_task_v2(task_id, APPLY_TASK, args=(), kwargs={"commands": commands},
+                                     argsrepr="()", kwargsrepr=masked_repr(commands), origin=origin,
+                                     create_sent_event=with_event, reply_to=reply_to)
+    event = None
+    if message.sent_event is not None:
+        event = {"hostname": origin, "utcoffset": 0, "pid": os.getpid(), "clock": celery.clock.forward(),
+                 **message.sent_event, "queue": UPDATES_QUEUE, "exchange": "", "routing_key": UPDATES_QUEUE,
+                 "timestamp": time.time(), "type": "task-sent"}
+    return _ApplyMessage(message.body, {**message.headers, **sent_header()}, message.properties, event, origin)
 
 
 def _origin() -> str:

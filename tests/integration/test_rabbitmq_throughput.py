@@ -101,3 +101,59 @@ def test_sending_after_rabbitmq_closed_the_connection_still_puts_every_message_o
     with Connection(rabbitmq_url) as conn:
         declared = conn.default_channel.queue_declare(UPDATES_QUEUE, passive=True)
     assert declared.message_count >= 50  # a message whose confirm the closed connection took is sent again
+
+
+def _get_one(rabbitmq_url: str) -> Any:
+    from kombu import Connection
+
+    with Connection(rabbitmq_url) as conn:
+        message = conn.default_channel.basic_get(UPDATES_QUEUE, no_ack=True)
+    assert message is not None
+    return message
+
+
+def test_a_pipelined_message_carries_what_celerys_send_task_publishes(loaded_db, redis_url, rabbitmq_url):
+    import json
+
+    from customer_updates.messaging.sending import send_apply
+
+    celery = producer_app(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url))
+    commands = _commands(1)
+    with celery.producer_or_acquire() as producer:
+        send_apply(commands, celery=celery, producer=producer)
+    by_celery = _get_one(rabbitmq_url)
+    publish_many([commands], celery=celery)
+    pipelined = _get_one(rabbitmq_url)
+
+    varying = {"id", "root_id", "origin", "sent_at"}  # per message, or per process
+    celery_headers, our_headers = by_celery.properties.pop("application_headers"), \
+        pipelined.properties.pop("application_headers")
+    assert {k: v for k, v in our_headers.items() if k not in varying} == \
+        {k: v for k, v in celery_headers.items() if k not in varying}
+    assert our_headers["id"] == our_headers["root_id"] == pipelined.properties["correlation_id"]
+    assert {k: v for k, v in pipelined.properties.items() if k != "correlation_id"} == \
+        {k: v for k, v in by_celery.properties.items() if k != "correlation_id"}
+    assert json.loads(pipelined.body) == json.loads(by_celery.body)
+
+
+def test_the_task_sent_events_of_pipelined_messages_reach_an_event_receiver(loaded_db, redis_url, rabbitmq_url):
+    from celery.events import EventReceiver
+    from kombu import Connection
+
+    celery = producer_app(Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url))
+    seen: list[dict[str, Any]] = []
+    with Connection(rabbitmq_url) as conn:
+        receiver = EventReceiver(conn, handlers={"task-sent": seen.append}, app=celery)
+        receiver.queue(conn.default_channel).declare()  # bound to the events exchange before anything is sent
+        publish_many([[command] for command in _commands(3)], celery=celery)
+        try:
+            for _ in receiver.consume(timeout=10, wakeup=False):
+                if len(seen) >= 3:
+                    break
+        except TimeoutError:  # fewer than three: the assertion below says so
+            pass
+
+    assert len(seen) == 3
+    assert {event["queue"] for event in seen} == {UPDATES_QUEUE}
+    assert {event["name"] for event in seen} == {"customer_updates.apply_updates"}
+    assert len({event["uuid"] for event in seen}) == 3
