@@ -66,9 +66,10 @@ def publish_many(messages: list[list[Any]], *, celery: Celery) -> None:
 
     On a Redis broker the messages are pushed with one pipelined LPUSH (plus the task-sent events),
     in the exact envelope kombu's Redis transport writes: `send_task` costs a round trip per message and
-    per event, which bounds a producer by its round trips. On RabbitMQ they go through Celery on a channel
-    that waits once for the publisher confirms of all of them (`_ConfirmingChannel`); when that channel's
-    connection is lost they are sent again the ordinary way, with kombu's reconnection.
+    per event, which bounds a producer by its round trips. On RabbitMQ they go to py-amqp as Celery would
+    publish them, on a channel that waits once for the publisher confirms of all of them
+    (`_ConfirmingChannel`); when that channel's connection is lost they are sent again through Celery's
+    `send_task`, with kombu's reconnection.
     """
     # A pooled connection: a new one per call would cost a Redis connect for every enqueue_update.
     with celery.pool.acquire(block=True) as connection:
