@@ -130,9 +130,9 @@ class _ConfirmingChannel:
         # Declared as Celery's send_task and event dispatcher would (their arguments: quorum queue, topic
         # exchange), once for the channel's life.
         maybe_declare(celery.amqp.queues[UPDATES_QUEUE], self.channel)
-        self.events = bool(celery.conf.task_send_sent_event)
+        self.sends_events = bool(celery.conf.task_send_sent_event)
         self.event_exchange = get_exchange(connection, name=celery.conf.event_exchange)
-        if self.events:
+        if self.sends_events:
             maybe_declare(self.event_exchange, self.channel)
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
@@ -157,9 +157,8 @@ class _ConfirmingChannel:
         from amqp.exceptions import MessageNacked
 
         events: list[dict[str, Any]] = []
-        origin = _origin()
         for commands in messages:
-            message = _apply_message(self.celery, commands, self.events, reply_to=self.celery.thread_oid)
+            message = _apply_message(self.celery, commands, self.sends_events, reply_to=self.celery.thread_oid)
             self.channel.basic_publish(
                 Message(orjson.dumps(message.body, option=orjson.OPT_NON_STR_KEYS), content_type=JSON,
                         content_encoding="utf-8", application_headers=message.headers, delivery_mode=2, priority=0,
@@ -170,7 +169,7 @@ class _ConfirmingChannel:
         for start in range(0, len(events), SENT_EVENTS_PER_MESSAGE):
             self.channel.basic_publish(
                 Message(orjson.dumps(events[start:start + SENT_EVENTS_PER_MESSAGE]), content_type=JSON,
-                        content_encoding="utf-8", application_headers={"hostname": origin}, delivery_mode=1,
+                        content_encoding="utf-8", application_headers={"hostname": _origin()}, delivery_mode=1,
                         priority=0),
                 exchange=self.event_exchange.name, routing_key="task.multi")
         deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
