@@ -213,7 +213,8 @@ class BatchApplier:
             seen[key] = result
             self._done(result, "applied")
         # Written with the batch's other rows (`_write`): no later read of this transaction needs them.
-        self.customer_rows.extend(customer_store.changed_rows(before, directory.by_id))
+        self.customer_rows.extend(customer_store.changed_rows(before, directory.by_id,
+                                                                keep_as_null=is_postgres(self.session)))
 
     def _apply_one(self, org: OrgConfig | None, p: _Pending, directory: Directory) -> StoredResult:
         cmd = p.command

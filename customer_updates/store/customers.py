@@ -63,20 +63,53 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     (jsontext, for both databases) writes them as ISO text in C, with no isoformat() call per value in
     Python."""
     values = {name: getattr(state, name) for name in _SCALARS}
-    values["stamps"] = dict(state.stamps)
-    values["fired"] = sorted(state.fired)
-    values["custom_fields"] = {name: [fv.value, fv.issued_at] for name, fv in state.custom.items()}
-    values["extended_fields"] = {name: [fv.value, fv.issued_at] for name, fv in state.extended.items()}
-    values["subscriptions"] = {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
-                               for (channel, priority), sub in state.subscriptions.items()}
+    values.update(_json_values(state, JSON_COLUMNS))
     return values
 
 
-def _row_differs(old: CustomerState, new: CustomerState) -> bool:
-    """Whether the customer row must be written (row_values of both, compared without building them)."""
-    return (old.stamps != new.stamps or old.fired != new.fired or old.custom != new.custom
-            or old.extended != new.extended or old.subscriptions != new.subscriptions
-            or any(getattr(old, name) != getattr(new, name) for name in _SCALARS))
+def _json_values(state: CustomerState, names: Iterable[str]) -> dict[str, Any]:
+    """The values of these JSON columns (points_summaries is a plain attribute: `_SCALARS` has it)."""
+    values: dict[str, Any] = {}
+    for name in names:
+        if name == "points_summaries":
+            values[name] = state.points_summaries
+        elif name == "stamps":
+            values[name] = dict(state.stamps)
+        elif name == "fired":
+            values[name] = sorted(state.fired)
+        elif name == "custom_fields":
+            values[name] = {field: [fv.value, fv.issued_at] for field, fv in state.custom.items()}
+        elif name == "extended_fields":
+            values[name] = {field: [fv.value, fv.issued_at] for field, fv in state.extended.items()}
+        elif name == "subscriptions":
+            values[name] = {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
+                            for (channel, priority), sub in state.subscriptions.items()}
+    return values
+
+
+# JSON columns of the row. A changed row sends these only when they changed (null otherwise, which the UPDATE
+# reads as "keep": store/sql.py): most updates change a field or two, and encoding every JSON column of the
+# row, then PostgreSQL parsing it again, was a large part of writing the row.
+JSON_COLUMNS = ("points_summaries", "stamps", "fired", "custom_fields", "extended_fields", "subscriptions")
+
+
+def _changed_row(old: CustomerState, new: CustomerState, keep_as_null: bool) -> dict[str, Any] | None:
+    """`new` as column values with `user_id`, or None when its row is the same as `old`'s. With
+    `keep_as_null`, a JSON column that did not change is None (the stored value stays)."""
+    json_changed = {
+        "points_summaries": old.points_summaries != new.points_summaries, "stamps": old.stamps != new.stamps,
+        "fired": old.fired != new.fired, "custom_fields": old.custom != new.custom,
+        "extended_fields": old.extended != new.extended, "subscriptions": old.subscriptions != new.subscriptions,
+    }
+    if not any(json_changed.values()) and all(getattr(old, name) == getattr(new, name) for name in _SCALARS):
+        return None
+    if not keep_as_null:
+        return {"user_id": new.user_id, **row_values(new)}
+    row: dict[str, Any] = {"user_id": new.user_id}
+    row.update((name, getattr(new, name)) for name in _SCALARS)
+    full = _json_values(new, [name for name, changed in json_changed.items() if changed])
+    row.update((name, full.get(name)) for name in JSON_COLUMNS)
+    return row
 
 
 LookupKey = tuple[str, Any]  # ("user_id", 42) or an identifier and its normalised value: ("email", "a@b.c")
@@ -179,19 +212,34 @@ def _keys_leading_to(busy: set[int], found: dict[int, Any], rows: dict[int, Any]
 
 def write_changes(session: Session, before: dict[int, CustomerState], after: dict[int, CustomerState]) -> None:
     """Write the rows that differ between the loaded and the final states (`changed_rows`)."""
-    write_rows(session, changed_rows(before, after))
+    write_rows(session, changed_rows(before, after, keep_as_null=is_postgres(session)))
 
 
-def changed_rows(before: dict[int, CustomerState], after: dict[int, CustomerState]) -> list[list[dict[str, Any]]]:
+def changed_rows(before: dict[int, CustomerState], after: dict[int, CustomerState],
+                 keep_as_null: bool = False) -> list[list[dict[str, Any]]]:
     """The rows that differ between the loaded and the final states, as column values with `user_id`, in
     groups to write one after the other in an order the unique indexes accept: customers who became inactive
     first, so that their identifiers are free for the survivors; then active ones that gave an identifier up
-    (an unmerge's survivor), so that it is free for its victim; then the rest."""
-    changed = [s for uid, s in after.items() if s is not before[uid] and _row_differs(before[uid], s)]
-    freeing = [s for s in changed if s.active and _gave_up_identifier(before[s.user_id], s)]
-    rest = [s for s in changed if s.active and not _gave_up_identifier(before[s.user_id], s)]
-    return [[{"user_id": s.user_id, **row_values(s)} for s in group]
-            for group in ([s for s in changed if not s.active], freeing, rest) if group]
+    (an unmerge's survivor), so that it is free for its victim; then the rest.
+
+    `keep_as_null`: unchanged JSON columns are None, for `write_rows` on PostgreSQL (not SQLite's)."""
+    inactive: list[dict[str, Any]] = []
+    freeing: list[dict[str, Any]] = []
+    rest: list[dict[str, Any]] = []
+    for uid, state in after.items():
+        old = before[uid]
+        if state is old:
+            continue
+        row = _changed_row(old, state, keep_as_null)
+        if row is None:
+            continue
+        if not state.active:
+            inactive.append(row)
+        elif _gave_up_identifier(old, state):
+            freeing.append(row)
+        else:
+            rest.append(row)
+    return [group for group in (inactive, freeing, rest) if group]
 
 
 def write_rows(session: Session, groups: list[list[dict[str, Any]]]) -> None:
@@ -200,7 +248,7 @@ def write_rows(session: Session, groups: list[list[dict[str, Any]]]) -> None:
     postgres = is_postgres(session)
     for group in groups:
         if postgres:
-            update_rows(session, table.name, "user_id", group)
+            update_rows(session, table, "user_id", group)
         else:
             session.execute(update(table).where(table.c.user_id == bindparam("b_user_id")),
                             [{"b_user_id": row["user_id"], **{k: v for k, v in row.items() if k != "user_id"}}

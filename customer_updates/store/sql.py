@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, text
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -71,22 +71,32 @@ def _recordset(table: str, param: str = "rows") -> str:
     return f'json_populate_recordset(NULL::"{table}", CAST(:{param} AS json))'
 
 
-def update_rows(session: Session, table: str, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns).
+def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: UPDATE many rows by `key` in one statement (every row with the same columns). A JSON
+    column given as None keeps its stored value: a row need not send (nor PostgreSQL parse) JSON that did
+    not change.
 
     One round trip and one statement text, where an executemany sends a statement per row."""
     session.execute(_update_statement(table, key, tuple(rows[0])), {"rows": jsontext.dumps(rows)})
 
 
 @functools.cache
-def _update_statement(table: str, key: str, names: tuple[str, ...]) -> Any:
+def _update_statement(table: Table, key: str, names: tuple[str, ...]) -> Any:
     return text(_update_sql(table, key, names))
 
 
 @functools.cache
-def _update_sql(table: str, key: str, names: tuple[str, ...], param: str = "rows") -> str:
-    assignments = ", ".join(f'"{name}" = v."{name}"' for name in names if name != key)
-    return f'UPDATE "{table}" AS t SET {assignments} FROM {_recordset(table, param)} AS v WHERE t."{key}" = v."{key}"'
+def _update_sql(table: Table, key: str, names: tuple[str, ...], param: str = "rows") -> str:
+    kept = _json_columns(table)
+    assignments = ", ".join(f'"{name}" = COALESCE(v."{name}", t."{name}")' if name in kept
+                            else f'"{name}" = v."{name}"' for name in names if name != key)
+    source = _recordset(table.name, param)
+    return f'UPDATE "{table.name}" AS t SET {assignments} FROM {source} AS v WHERE t."{key}" = v."{key}"'
+
+
+@functools.cache
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(column.name for column in table.columns if isinstance(column.type, JSON))
 
 
 def insert_rows(session: Session, model: type[t.Base], rows: list[dict[str, Any]]) -> None:
@@ -132,9 +142,9 @@ def write_few(session: Session, update: tuple[Table, str, list[dict[str, Any]]],
         return []
     shapes = tuple((table, _columns(rows)) for table, rows in present)
     params = {f"rows{i}": jsontext.dumps_rows(rows) for i, (_, rows) in enumerate(present)}
-    changes: tuple[str, str, tuple[str, ...]] | None = None
+    changes: tuple[Table, str, tuple[str, ...]] | None = None
     if updated:
-        changes = (updated_table.name, key, tuple(updated[0]))
+        changes = (updated_table, key, tuple(updated[0]))
         params["updated"] = jsontext.dumps(updated)
     result = session.execute(_few_rows_statement(changes, shapes, bool(returning[1])), params)
     # Ids are drawn in the rows' order (ORDER BY ordinality), so ascending ids are the rows in order.
@@ -149,7 +159,7 @@ def _columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 @functools.cache
-def _few_rows_statement(changes: tuple[str, str, tuple[str, ...]] | None,
+def _few_rows_statement(changes: tuple[Table, str, tuple[str, ...]] | None,
                         shapes: tuple[tuple[Table, tuple[str, ...]], ...], returning: bool) -> Any:
     def insert(index: int, table: Table, columns: tuple[str, ...], order: bool) -> str:
         names = ", ".join(f'"{name}"' for name in columns)

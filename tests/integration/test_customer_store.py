@@ -52,6 +52,36 @@ def test_written_changes_of_every_column_kind_read_back_unchanged(loaded_db):
     assert store.row_values(again[second]) == store.row_values(before[second])
 
 
+def test_a_change_of_names_alone_keeps_every_json_column_the_row_had(loaded_db):
+    first, _ = _first_two(loaded_db)
+    with session_scope(loaded_db) as session:
+        loaded = store.load_customers(session, 1, [first], {}, lock=True)
+        seeded = loaded[0].copy()
+        seeded.custom = {**seeded.custom, "favourite_drink": FieldValue("chai", WHEN)}
+        seeded.subscriptions = {**seeded.subscriptions, ("SMS", "TRANS"): SubscriptionState(1, "ALL", WHEN)}
+        seeded.fired = seeded.fired | {"first_fill:email"}
+        store.write_changes(session, {first: loaded[0]}, {first: seeded})
+    with session_scope(loaded_db) as session:
+        loaded = store.load_customers(session, 1, [first], {}, lock=True)
+        renamed = loaded[0].copy()
+        renamed.firstname = "Renamed"
+        # On PostgreSQL the unchanged JSON columns go as null and the UPDATE keeps what is stored.
+        [[row]] = store.changed_rows({first: loaded[0]}, {first: renamed}, keep_as_null=True)
+        assert row["custom_fields"] is None and row["firstname"] == "Renamed"
+        store.write_changes(session, {first: loaded[0]}, {first: renamed})
+
+    again = _load(loaded_db, [first])[first]
+    assert store.row_values(again) == store.row_values(renamed)
+    assert again.custom["favourite_drink"] == FieldValue("chai", WHEN)
+    assert again.subscriptions[("SMS", "TRANS")] == SubscriptionState(1, "ALL", WHEN)
+
+
+def test_an_unchanged_customer_has_no_row_to_write(loaded_db):
+    first, _ = _first_two(loaded_db)
+    loaded = _load(loaded_db, [first])[first]
+    assert store.changed_rows({first: loaded}, {first: loaded.copy()}, keep_as_null=True) == []
+
+
 def test_a_second_write_of_the_same_field_replaces_its_value_and_stamp_in_the_customer_row(loaded_db):
     first, _ = _first_two(loaded_db)
     for value, when in (("espresso", datetime(2026, 1, 1)), ("mocha", WHEN)):
