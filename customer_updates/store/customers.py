@@ -8,6 +8,7 @@ JSON columns of their row (migration 0003): they come with the row the batch loc
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,9 @@ _SCALARS = (
 # The columns a state is made of, in the order they are selected (CustomerState has these attributes,
 # but for the last three: `custom`, `extended` and `subscriptions`).
 _LOADED = ("user_id", *_SCALARS, "stamps", "fired", "custom_fields", "extended_fields", "subscriptions")
+# The scalars of a state as a tuple, read in C: a changed row's are read twice, the rules' copies compared.
+_scalars_of = operator.attrgetter("user_id", *_SCALARS)
+_ROW_SCALARS = ("user_id", *_SCALARS)
 
 
 def _stamp(text: str | None) -> datetime | None:
@@ -62,7 +66,7 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     """The state as column values. Timestamps inside JSON columns stay datetimes: the JSON encoder
     (jsontext, for both databases) writes them as ISO text in C, with no isoformat() call per value in
     Python."""
-    values = {name: getattr(state, name) for name in _SCALARS}
+    values = dict(zip(_SCALARS, _scalars_of(state)[1:], strict=True))
     values.update(_json_values(state, JSON_COLUMNS))
     return values
 
@@ -101,14 +105,14 @@ def _changed_row(old: CustomerState, new: CustomerState, keep_as_null: bool) -> 
         "fired": old.fired != new.fired, "custom_fields": old.custom != new.custom,
         "extended_fields": old.extended != new.extended, "subscriptions": old.subscriptions != new.subscriptions,
     }
-    if not any(json_changed.values()) and all(getattr(old, name) == getattr(new, name) for name in _SCALARS):
+    scalars = _scalars_of(new)
+    if not any(json_changed.values()) and _scalars_of(old) == scalars:
         return None
     if not keep_as_null:
         return {"user_id": new.user_id, **row_values(new)}
-    row: dict[str, Any] = {"user_id": new.user_id}
-    row.update((name, getattr(new, name)) for name in _SCALARS)
-    full = _json_values(new, [name for name, changed in json_changed.items() if changed])
-    row.update((name, full.get(name)) for name in JSON_COLUMNS)
+    row: dict[str, Any] = dict(zip(_ROW_SCALARS, scalars, strict=True))
+    row.update(dict.fromkeys(JSON_COLUMNS))
+    row.update(_json_values(new, [name for name, changed in json_changed.items() if changed]))
     return row
 
 
