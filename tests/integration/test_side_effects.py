@@ -52,7 +52,10 @@ def test_a_profile_completed_in_two_updates_is_rewarded_once_with_a_tier_upgrade
     assert item["tier_expiry_date"] != ""
     with session_scope(loaded_db) as session:
         ledger = session.scalars(select(t.PointsLedger)).all()
+        audit = session.scalars(select(t.AuditEntry).where(t.AuditEntry.kind == "PointsAward")).all()
     assert [(e.points, e.reason) for e in ledger] == [(100, "profile_completion")]
+    assert [(a.field, a.previous, a.new, a.user_id) for a in audit] == [
+        ("profile_completion", "480", "580", ledger[0].user_id)]
 
 
 def test_a_merged_survivor_gets_no_bonus_either_account_already_had(loaded_db, redis_url, start_worker):
