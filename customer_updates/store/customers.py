@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -71,48 +71,42 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     return values
 
 
+# JSON columns of the row, by the state attribute each is made of. A changed row sends these only when they
+# changed (null otherwise, which the UPDATE reads as "keep": store/sql.py): most updates change a field or
+# two, and encoding every JSON column of the row, then PostgreSQL parsing it again, was a large part of
+# writing the row.
+_JSON_ATTRIBUTES = {"points_summaries": "points_summaries", "stamps": "stamps", "fired": "fired",
+                    "custom_fields": "custom", "extended_fields": "extended", "subscriptions": "subscriptions"}
+JSON_COLUMNS = tuple(_JSON_ATTRIBUTES)
+_JSON_VALUE: dict[str, Callable[[CustomerState], Any]] = {
+    "points_summaries": lambda s: s.points_summaries,
+    "stamps": lambda s: dict(s.stamps),
+    "fired": lambda s: sorted(s.fired),
+    "custom_fields": lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.custom.items()},
+    "extended_fields": lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.extended.items()},
+    "subscriptions": lambda s: {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
+                                for (channel, priority), sub in s.subscriptions.items()},
+}
+
+
 def _json_values(state: CustomerState, names: Iterable[str]) -> dict[str, Any]:
-    """The values of these JSON columns (points_summaries is a plain attribute: `_SCALARS` has it)."""
-    values: dict[str, Any] = {}
-    for name in names:
-        if name == "points_summaries":
-            values[name] = state.points_summaries
-        elif name == "stamps":
-            values[name] = dict(state.stamps)
-        elif name == "fired":
-            values[name] = sorted(state.fired)
-        elif name == "custom_fields":
-            values[name] = {field: [fv.value, fv.issued_at] for field, fv in state.custom.items()}
-        elif name == "extended_fields":
-            values[name] = {field: [fv.value, fv.issued_at] for field, fv in state.extended.items()}
-        elif name == "subscriptions":
-            values[name] = {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
-                            for (channel, priority), sub in state.subscriptions.items()}
-    return values
-
-
-# JSON columns of the row. A changed row sends these only when they changed (null otherwise, which the UPDATE
-# reads as "keep": store/sql.py): most updates change a field or two, and encoding every JSON column of the
-# row, then PostgreSQL parsing it again, was a large part of writing the row.
-JSON_COLUMNS = ("points_summaries", "stamps", "fired", "custom_fields", "extended_fields", "subscriptions")
+    """The values of these JSON columns."""
+    return {name: _JSON_VALUE[name](state) for name in names}
 
 
 def _changed_row(old: CustomerState, new: CustomerState, keep_as_null: bool) -> dict[str, Any] | None:
     """`new` as column values with `user_id`, or None when its row is the same as `old`'s. With
     `keep_as_null`, a JSON column that did not change is None (the stored value stays)."""
-    json_changed = {
-        "points_summaries": old.points_summaries != new.points_summaries, "stamps": old.stamps != new.stamps,
-        "fired": old.fired != new.fired, "custom_fields": old.custom != new.custom,
-        "extended_fields": old.extended != new.extended, "subscriptions": old.subscriptions != new.subscriptions,
-    }
+    changed = [column for column, attribute in _JSON_ATTRIBUTES.items()
+               if getattr(old, attribute) != getattr(new, attribute)]
     scalars = _scalars_of(new)
-    if not any(json_changed.values()) and _scalars_of(old) == scalars:
+    if not changed and _scalars_of(old) == scalars:
         return None
     if not keep_as_null:
         return {"user_id": new.user_id, **row_values(new)}
     row: dict[str, Any] = dict(zip(_ROW_SCALARS, scalars, strict=True))
     row.update(dict.fromkeys(JSON_COLUMNS))
-    row.update(_json_values(new, [name for name, changed in json_changed.items() if changed]))
+    row.update(_json_values(new, changed))
     return row
 
 
