@@ -71,33 +71,32 @@ def row_values(state: CustomerState) -> dict[str, Any]:
     return values
 
 
-# JSON columns of the row, by the state attribute each is made of. A changed row sends these only when they
-# changed (null otherwise, which the UPDATE reads as "keep": store/sql.py): most updates change a field or
-# two, and encoding every JSON column of the row, then PostgreSQL parsing it again, was a large part of
-# writing the row.
-_JSON_ATTRIBUTES = {"points_summaries": "points_summaries", "stamps": "stamps", "fired": "fired",
-                    "custom_fields": "custom", "extended_fields": "extended", "subscriptions": "subscriptions"}
-JSON_COLUMNS = tuple(_JSON_ATTRIBUTES)
-_JSON_VALUE: dict[str, Callable[[CustomerState], Any]] = {
-    "points_summaries": lambda s: s.points_summaries,
-    "stamps": lambda s: dict(s.stamps),
-    "fired": lambda s: sorted(s.fired),
-    "custom_fields": lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.custom.items()},
-    "extended_fields": lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.extended.items()},
-    "subscriptions": lambda s: {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
-                                for (channel, priority), sub in s.subscriptions.items()},
+# JSON columns of the row: the state attribute each is compared on, and how its value is made. A changed
+# row sends these only when they changed (null otherwise, which the UPDATE reads as "keep": store/sql.py):
+# most updates change a field or two, and encoding every JSON column of the row, then PostgreSQL parsing it
+# again, was a large part of writing the row.
+_JSON: dict[str, tuple[str, Callable[[CustomerState], Any]]] = {
+    "points_summaries": ("points_summaries", lambda s: s.points_summaries),
+    "stamps": ("stamps", lambda s: dict(s.stamps)),
+    "fired": ("fired", lambda s: sorted(s.fired)),
+    "custom_fields": ("custom", lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.custom.items()}),
+    "extended_fields": ("extended",
+                        lambda s: {name: [fv.value, fv.issued_at] for name, fv in s.extended.items()}),
+    "subscriptions": ("subscriptions", lambda s: {f"{channel}:{priority}": [sub.status, sub.scope, sub.issued_at]
+                                                  for (channel, priority), sub in s.subscriptions.items()}),
 }
+JSON_COLUMNS = tuple(_JSON)
 
 
 def _json_values(state: CustomerState, names: Iterable[str]) -> dict[str, Any]:
     """The values of these JSON columns."""
-    return {name: _JSON_VALUE[name](state) for name in names}
+    return {name: _JSON[name][1](state) for name in names}
 
 
 def _changed_row(old: CustomerState, new: CustomerState, keep_as_null: bool) -> dict[str, Any] | None:
     """`new` as column values with `user_id`, or None when its row is the same as `old`'s. With
     `keep_as_null`, a JSON column that did not change is None (the stored value stays)."""
-    changed = [column for column, attribute in _JSON_ATTRIBUTES.items()
+    changed = [column for column, (attribute, _) in _JSON.items()
                if getattr(old, attribute) != getattr(new, attribute)]
     scalars = _scalars_of(new)
     if not changed and _scalars_of(old) == scalars:
