@@ -156,7 +156,7 @@ class BatchApplier:
             if unusable is not None:
                 pending.rejection, pending.echo = (Code.INVALID_INPUT, message(Code.INVALID_INPUT, unusable)), None
             by_org.setdefault(command.org_id, []).append(pending)
-        for org_id, pendings in by_org.items():
+        for org_id, pendings in sorted(by_org.items()):  # one order of locks for every worker (load_customers)
             self._apply_org(org_id, pendings, seen)
         self._write()
         return self.outcome

@@ -34,7 +34,7 @@ def award_many(session: Session, orgs: OrgCache, outbox_ids: list[int], now: dat
     for entry in entries:
         by_org.setdefault(entry.org_id, []).append(entry)
     applied = 0
-    for org_id, org_entries in by_org.items():
+    for org_id, org_entries in sorted(by_org.items()):  # orgs in one order, as every batch: see load_customers
         applied += _award_org(session, orgs, org_id, org_entries, now)
     return applied
 

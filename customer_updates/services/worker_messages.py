@@ -31,14 +31,16 @@ from customer_updates.services.message_reports import MessageReports
 from customer_updates.services.publish import confirm_receipts, send_award_rows, stream_events
 from customer_updates.services.resources import Runtime
 from customer_updates.settings import Settings
+from customer_updates.store.customers import LockOrderConflict
 from customer_updates.store.db import session_scope, statement_scope
 
 log = logging.getLogger("customer_updates.worker")
 
-# Errors worth another try: the database or broker went away, a deadlock or serialization failure,
-# or a unique index refusing what a concurrent worker just committed (the retry sees it and merges).
+# Errors worth another try: the database or broker went away, a deadlock or serialization failure, a
+# customer that could not be locked in order (store/customers.py), or a unique index refusing what a
+# concurrent worker just committed (the retry sees it and merges).
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.IntegrityError, sa_exc.TimeoutError,
-             ConnectionError, TimeoutError)
+             ConnectionError, TimeoutError, LockOrderConflict)
 
 
 @dataclass

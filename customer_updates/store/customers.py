@@ -116,8 +116,10 @@ def load_customers(session: Session, org_id: int, ids: Iterable[int], identifier
                    lock: bool) -> list[CustomerState]:
     """Every customer of the org that one of the identifiers or ids names, plus their merge chains.
 
-    With `lock`, rows are locked FOR UPDATE in user_id order (one order for every worker: no deadlock
-    between two merges of the same pair); SQLite has no row locks, its writers are serialised instead.
+    With `lock`, rows are locked FOR UPDATE in user_id order, one order for every worker, so that two
+    transactions never wait for each other: a merge chain's member below a row already held is taken
+    only if free, else `LockOrderConflict` is raised for the transaction to be tried again. SQLite has
+    no row locks, its writers are serialised instead.
     """
     states, _ = _load(session, org_id, ids, identifiers, lock=lock, skip_locked=False)
     return states
@@ -156,7 +158,11 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
     rows: dict[int, Any] = {}
     busy: set[int] = set()
     locked_read = _customers_statement(postgres, lock and postgres, skip_locked)
+    waits = lock and postgres and not skip_locked
     while wanted:
+        if waits and rows:
+            # A survivor found by following a chain may sort below a row this transaction holds already.
+            wanted -= _take_free_below(session, org_id, max(rows), wanted, rows)
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
         for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}).all():
             rows[row.user_id] = row
@@ -166,6 +172,30 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
         wanted = {r.merged_into for r in rows.values()
                   if r.merged_into and r.merged_into not in rows and r.merged_into not in busy}
     return [_state(row) for row in rows.values()], _keys_leading_to(busy, found, rows)
+
+
+class LockOrderConflict(Exception):
+    """A customer to lock sorts below one this transaction holds, and another transaction holds it.
+
+    Waiting for it could close a cycle (that transaction may wait for a row this one holds, as PostgreSQL
+    would then report a deadlock after its `deadlock_timeout`), so the transaction gives up at once and is
+    tried again like any transient error."""
+
+
+def _take_free_below(session: Session, org_id: int, highest: int, wanted: set[int], rows: dict[int, Any]) -> set[int]:
+    """Lock the wanted customers below `highest` without waiting; returns them. Raises `LockOrderConflict`
+    when one exists but another transaction holds it."""
+    below = {uid for uid in wanted if uid < highest}
+    if not below:
+        return below
+    params = {"org_id": org_id, "ids": list(below)}
+    for row in session.execute(_customers_statement(True, True, True), params).all():
+        rows[row.user_id] = row
+    missing = [uid for uid in below if uid not in rows]
+    if missing and session.execute(_who_statement(("user_id",), True),
+                                   {"org_id": org_id, "user_id": missing}).first() is not None:
+        raise LockOrderConflict(f"{len(missing)} customer(s) held by another transaction")
+    return below
 
 
 # The statements of a load are made once per process and shape: building a statement and its cache key
