@@ -164,7 +164,7 @@ def _load(session: Session, org_id: int, ids: Iterable[int], identifiers: dict[s
             # A survivor found by following a chain may sort below a row this transaction holds already.
             wanted -= _take_free_below(session, org_id, max(rows), wanted, rows)
         # Plain rows, not ORM objects: they become CustomerStates at once, the identity map is no use.
-        for row in session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}).all():
+        for row in (session.execute(locked_read, {"org_id": org_id, "ids": list(wanted)}).all() if wanted else ()):
             rows[row.user_id] = row
         if skip_locked:
             busy |= {uid for uid in wanted if uid not in rows}
@@ -189,7 +189,7 @@ def _take_free_below(session: Session, org_id: int, highest: int, wanted: set[in
     if not below:
         return below
     params = {"org_id": org_id, "ids": list(below)}
-    for row in session.execute(_customers_statement(True, True, True), params).all():
+    for row in session.execute(_customers_statement(postgres=True, lock=True, skip_locked=True), params).all():
         rows[row.user_id] = row
     missing = [uid for uid in below if uid not in rows]
     if missing and session.execute(_who_statement(("user_id",), True),

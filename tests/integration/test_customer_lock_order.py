@@ -4,10 +4,7 @@ survivor is taken only if free, else the transaction gives up at once instead of
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select, text, update
@@ -18,6 +15,7 @@ from customer_updates.services.worker_messages import TRANSIENT
 from customer_updates.store import customers as store
 from customer_updates.store.db import session_scope
 from tests.conftest import load_examples
+from tests.integration.row_locks import held_customer
 
 MOBILES = ("919800000001", "919800000002")
 
@@ -37,27 +35,6 @@ def _merge(url: str, victim: int, survivor: int) -> None:
                         .values(active=False, merged_into=survivor))
 
 
-@contextmanager
-def _held(url: str, user_id: int, seconds: float = 30) -> Iterator[None]:
-    """Hold a customer's row lock in another transaction, for at most `seconds`."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with session_scope(url) as session:
-            session.execute(select(t.Customer.user_id).where(t.Customer.user_id == user_id).with_for_update())
-            locked.set()
-            release.wait(seconds)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert locked.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join(10)
-
-
 def _load_waiting(url: str, ids: set[int]) -> list[int]:
     with session_scope(url) as session:
         # Without the ordered locking the load would wait here; the timeout turns a wait into a failure.
@@ -69,7 +46,7 @@ def test_a_survivor_below_the_held_victim_that_another_transaction_holds_is_not_
     load_examples(pg_url)
     survivor, victim = _ids(pg_url)
     _merge(pg_url, victim, survivor)
-    with _held(pg_url, survivor):
+    with held_customer(pg_url, survivor):
         started = time.monotonic()
         with pytest.raises(store.LockOrderConflict):
             _load_waiting(pg_url, {victim})
@@ -91,7 +68,7 @@ def test_a_survivor_above_the_held_victim_is_waited_for(pg_url):
     load_examples(pg_url)
     victim, survivor = _ids(pg_url)
     _merge(pg_url, victim, survivor)
-    with _held(pg_url, survivor, seconds=0.5):
+    with held_customer(pg_url, survivor, seconds=0.5):
         started = time.monotonic()
         assert _load_waiting(pg_url, {victim}) == [victim, survivor]
     assert time.monotonic() - started >= 0.3  # it waited for the holder's commit, in order

@@ -7,8 +7,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from customer_updates.store import customers as store
 from customer_updates.store.db import session_scope
 from customer_updates.store.orgs import OrgCache
 from tests.conftest import load_examples
+from tests.integration.row_locks import held_customer
 
 FREE, HELD = "919800000001", "919800000002"
 
@@ -37,31 +36,10 @@ def _user_id(url: str, mobile: str) -> int:
         return int(session.scalar(select(t.Customer.user_id).where(t.Customer.mobile == mobile)) or 0)
 
 
-@contextmanager
-def _held(url: str, user_id: int) -> Iterator[threading.Event]:
-    """Hold a customer's row lock, as another worker's open transaction does, until the event is set."""
-    release, locked = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with session_scope(url) as session:
-            session.execute(select(t.Customer.user_id).where(t.Customer.user_id == user_id).with_for_update())
-            locked.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert locked.wait(10)
-    try:
-        yield release
-    finally:
-        release.set()
-        holder.join(10)
-
-
 def test_a_customer_another_transaction_holds_is_skipped_and_returned_as_its_lookup_keys(pg_url):
     load_examples(pg_url)
     free_id, held_id = _user_id(pg_url, FREE), _user_id(pg_url, HELD)
-    with _held(pg_url, held_id), session_scope(pg_url) as session:
+    with held_customer(pg_url, held_id), session_scope(pg_url) as session:
         states, busy = store.load_unlocked_customers(session, 1, set(), {"mobile": {FREE, HELD}})
 
     assert [s.user_id for s in states] == [free_id]
@@ -75,7 +53,7 @@ def test_a_merged_victim_whose_survivor_is_held_counts_as_held(pg_url):
     with session_scope(pg_url) as session:
         session.execute(update(t.Customer).where(t.Customer.user_id == victim_id)
                         .values(active=False, merged_into=survivor_id))
-    with _held(pg_url, survivor_id), session_scope(pg_url) as session:
+    with held_customer(pg_url, survivor_id), session_scope(pg_url) as session:
         states, busy = store.load_unlocked_customers(session, 1, set(), {"mobile": {FREE}})
 
     assert survivor_id not in {s.user_id for s in states}
@@ -97,7 +75,7 @@ def test_the_set_aside_commands_are_applied_once_the_holder_commits(pg_url, redi
     requeued: list[Message] = []
 
     with caplog.at_level(logging.INFO, logger="customer_updates.worker"), \
-            _held(pg_url, _user_id(pg_url, HELD)) as release:
+            held_customer(pg_url, _user_id(pg_url, HELD)) as release:
         worker = threading.Thread(target=apply_messages, args=(rt, [Message([free, held, again])]),
                                   kwargs={"send_awards": lambda ids: None,
                                           "requeue": lambda msg, delay: requeued.append(msg)})
@@ -126,7 +104,7 @@ def test_set_aside_commands_go_with_the_next_chunk_and_the_last_ones_wait(pg_url
     free = _command({"mobile": FREE, "lastname": "Second"})
 
     with caplog.at_level(logging.INFO, logger="customer_updates.worker"), \
-            _held(pg_url, _user_id(pg_url, HELD)) as release:
+            held_customer(pg_url, _user_id(pg_url, HELD)) as release:
         worker = threading.Thread(target=apply_messages, args=(rt, [Message([held]), Message([free])]),
                                   kwargs={"send_awards": lambda ids: None, "requeue": lambda msg, delay: None})
         worker.start()
