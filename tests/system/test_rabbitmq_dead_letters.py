@@ -39,9 +39,12 @@ def _broken_headers() -> list[dict[str, Any]]:
 
 
 def _publish_raw(broker_url: str, redis_url: str, messages: list[tuple[bytes, dict[str, Any], str]]) -> None:
-    """Publish bodies as they are (no serializer), with kombu, onto the updates queue."""
+    """Publish bodies as they are (no serializer), with kombu, onto the updates queue.
+
+    With publisher confirms, as the product's producers publish: without them RabbitMQ may drop a message
+    published just before the connection closes, and the test then waited for a dead letter of it."""
     queue = queue_declarations(Settings(REDIS_URL=redis_url, broker_url=broker_url))[0]
-    with Connection(broker_url) as conn:
+    with Connection(broker_url, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         for body, headers, content_type in messages:
             producer.publish(body, exchange=EXCHANGE, routing_key=UPDATES_QUEUE, content_type=content_type,
