@@ -1,5 +1,5 @@
 """The machine's load around each measured phase, from /proc/stat and /proc/loadavg, and the rule that says
-when two phases ran under loads alike enough for their ratio to be stated (bench/README.md)."""
+when two phases ran under loads alike enough for their ratio to be stated (bench/METHOD.md)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def table(title: str, figures: list[Figures]) -> str:
         withheld = incomparable(ours.load, ref.load)
         if withheld:  # the label stays, so that a reader sees the ratio was withheld and why (below)
             rows.append((label, "withheld", "", "", "", "", "", "withheld"))
-            withheld_notes.append(f"ratio{on} withheld: {withheld} (bench/README.md, 'Load and steal')")
+            withheld_notes.append(f"ratio{on} withheld: {withheld} (bench/METHOD.md, 'Load and steal')")
         else:
             rows.append((label, f"{ours.rate / ref.rate:.1f}x", "", "", "", "",
                          "", f"{ours.cpu_ms_per_update / ref.cpu_ms_per_update:.2f}x" if ref.cpu_ms_per_update

@@ -1,7 +1,7 @@
 """Customers in and out of the database: load (and lock) everything a batch can touch, write back diffs.
 
 Loading is set-based (one query for a whole batch) and writing one statement per batch, because round
-trips, not SQL, are what limit a worker (bench/README.md). A customer's fields and subscriptions are
+trips, not SQL, are what limit a worker (bench/HISTORY.md). A customer's fields and subscriptions are
 JSON columns of their row (migration 0003): they come with the row the batch locks and go with it.
 """
 

@@ -42,7 +42,7 @@ def _publish_raw(broker_url: str, redis_url: str, messages: list[tuple[bytes, di
     """Publish bodies as they are (no serializer), with kombu, onto the updates queue.
 
     With publisher confirms, as the product's producers publish: without them RabbitMQ may drop a message
-    published just before the connection closes, and the test then waited for a dead letter of it."""
+    published just before the connection closes, and no dead letter of it would ever come."""
     queue = queue_declarations(Settings(REDIS_URL=redis_url, broker_url=broker_url))[0]
     with Connection(broker_url, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
