@@ -25,6 +25,7 @@ from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 from customer_updates.settings import get_settings
+from customer_updates.worker.amqp_delivery import amqp_messages_in_hand
 from customer_updates.worker.task_events import NoTaskEvents, TaskEvents
 from customer_updates.worker.transport import acknowledge_all
 
@@ -120,10 +121,12 @@ class PacedBatches(Batches):
             self._do_flush()
 
     def _messages_in_hand(self) -> int | None:
-        """Messages the transport took and has not delivered yet (None: it cannot tell; worker/transport.py can)."""
+        """Messages the transport took and has not delivered yet (None: it cannot tell). The worker's Redis
+        transport counts them (worker/transport.py); on RabbitMQ py-amqp's connection is asked
+        (worker/amqp_delivery.py)."""
         channel = getattr(getattr(self._consumer, "task_consumer", None), "channel", None)
         in_hand = getattr(channel, "messages_in_hand", None)
-        return in_hand if isinstance(in_hand, int) else None
+        return in_hand if isinstance(in_hand, int) else amqp_messages_in_hand(channel)
 
     def _pool_busy(self) -> bool:
         return pool_busy(getattr(self, "_pool", None))

@@ -1,4 +1,4 @@
-"""Every private hook of Celery, kombu, celery-batches and billiard that this package relies on, in one place.
+"""Every private hook of Celery, kombu, celery-batches, billiard and py-amqp that this package relies on, in one place.
 
 Each entry names the framework object, why the code relies on it and where. tests/unit/test_framework_hooks.py
 checks every entry against the installed versions, so an upgrade that removes or changes one fails there,
@@ -107,6 +107,13 @@ HOOKS: tuple[Hook, ...] = (
          "channel's `basic_publish` to `basic_publish_confirm`, which waits after every message; a channel of "
          "`publish_many`'s own publishes with this one in confirm mode and waits once for all confirms.",
          ("customer_updates/messaging/sending.py",)),
+    Hook("amqp", "amqp.transport:TCPTransport", "_read_buffer",
+         "Bytes read from the socket and not yet parsed into frames: with the socket, where a further message "
+         "would be; empty and nothing readable means no further message is in hand, so the batch goes at once.",
+         ("customer_updates/worker/amqp_delivery.py",), kind="instance"),
+    Hook("amqp", "amqp.transport:SSLTransport", "_read_buffer",
+         "The same buffer on a TLS connection (the SSL socket's `pending()` counts decrypted bytes besides).",
+         ("customer_updates/worker/amqp_delivery.py",), kind="instance"),
     # Celery's consumer: messages it cannot use are dead-lettered instead of dropped.
     Hook("celery", _CELERY_CONSUMER, "on_decode_error", "Overridden: an undecodable body is dead-lettered.",
          _CONSUMER),
