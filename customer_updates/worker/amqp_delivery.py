@@ -14,16 +14,30 @@ import select
 from typing import Any
 
 
+def _amqp_transport(channel: Any) -> Any | None:
+    """The py-amqp transport behind `channel`, when it has the socket and read buffer looked at here."""
+    transport = getattr(getattr(channel, "connection", None), "transport", None)
+    sock = getattr(transport, "sock", None)
+    if sock is None or not hasattr(sock, "fileno") or not isinstance(getattr(transport, "_read_buffer", None),
+                                                                     bytes | bytearray):
+        return None
+    return transport
+
+
+def reads_from_amqp(channel: Any) -> bool:
+    """Whether `amqp_messages_in_hand` can tell for this channel (no I/O: asked for every message)."""
+    return _amqp_transport(channel) is not None
+
+
 def amqp_messages_in_hand(channel: Any) -> int | None:
     """0 when nothing more has arrived on the channel's connection, 1 when something has (a message or a part of
     one), None when `channel` is not a py-amqp channel (the batcher then waits for its flush timer)."""
-    transport = getattr(getattr(channel, "connection", None), "transport", None)
-    sock = getattr(transport, "sock", None)
-    buffered = getattr(transport, "_read_buffer", None)
-    if sock is None or not isinstance(buffered, bytes | bytearray) or not hasattr(sock, "fileno"):
+    transport = _amqp_transport(channel)
+    if transport is None:
         return None
-    if buffered:
+    if transport._read_buffer:
         return 1
+    sock = transport.sock
     pending = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes not read yet
     try:
         if callable(pending) and pending():

@@ -25,7 +25,7 @@ from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 from customer_updates.settings import get_settings
-from customer_updates.worker.amqp_delivery import amqp_messages_in_hand
+from customer_updates.worker.amqp_delivery import amqp_messages_in_hand, reads_from_amqp
 from customer_updates.worker.task_events import NoTaskEvents, TaskEvents
 from customer_updates.worker.transport import acknowledge_all
 
@@ -105,7 +105,7 @@ class PacedBatches(Batches):
             self._waiting += _commands_in(queued[-1])
         if self._check_due:
             return
-        if self._waiting < get_settings().worker_flush_at_commands and self._messages_in_hand() is None:
+        if self._waiting < get_settings().worker_flush_at_commands and not self._transport_tells_in_hand():
             return  # a transport that cannot tell what it still holds: the flush timer gathers a batch
         hub = getattr(self._consumer, "hub", None)
         if hub is None:
@@ -116,15 +116,25 @@ class PacedBatches(Batches):
 
     def _flush_if_free(self) -> None:
         self._check_due = False
-        if flush_at_once(not self._pool_busy(), self._messages_in_hand(), self._waiting,
-                         get_settings().worker_flush_at_commands):
+        free = not self._pool_busy()
+        # The transport is asked only for a free pool process: on RabbitMQ asking is a system call.
+        if free and flush_at_once(free, self._messages_in_hand(), self._waiting,
+                                  get_settings().worker_flush_at_commands):
             self._do_flush()
+
+    def _task_channel(self) -> Any:
+        return getattr(getattr(self._consumer, "task_consumer", None), "channel", None)
+
+    def _transport_tells_in_hand(self) -> bool:
+        """Whether `_messages_in_hand` can be answered, found without I/O."""
+        channel = self._task_channel()
+        return isinstance(getattr(channel, "messages_in_hand", None), int) or reads_from_amqp(channel)
 
     def _messages_in_hand(self) -> int | None:
         """Messages the transport took and has not delivered yet (None: it cannot tell). The worker's Redis
         transport counts them (worker/transport.py); on RabbitMQ py-amqp's connection is asked
         (worker/amqp_delivery.py)."""
-        channel = getattr(getattr(self._consumer, "task_consumer", None), "channel", None)
+        channel = self._task_channel()
         in_hand = getattr(channel, "messages_in_hand", None)
         return in_hand if isinstance(in_hand, int) else amqp_messages_in_hand(channel)
 
