@@ -116,10 +116,9 @@ class PacedBatches(Batches):
 
     def _flush_if_free(self) -> None:
         self._check_due = False
-        free = not self._pool_busy()
-        # The transport is asked only for a free pool process: on RabbitMQ asking is a system call.
-        if free and flush_at_once(free, self._messages_in_hand(), self._waiting,
-                                  get_settings().worker_flush_at_commands):
+        if self._pool_busy():
+            return  # the transport is asked only for a free pool process: on RabbitMQ asking is a system call
+        if flush_at_once(True, self._messages_in_hand(), self._waiting, get_settings().worker_flush_at_commands):
             self._do_flush()
 
     def _task_channel(self) -> Any:

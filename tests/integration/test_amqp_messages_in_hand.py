@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -11,15 +10,7 @@ from typing import Any
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from customer_updates.worker.amqp_delivery import amqp_messages_in_hand
-
-
-def _eventually(check: Any, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
+from tests.polling import wait_until
 
 
 def test_a_message_pushed_by_rabbitmq_and_not_yet_delivered_counts_as_in_hand(rabbitmq_url: str):
@@ -40,7 +31,8 @@ def test_a_message_pushed_by_rabbitmq_and_not_yet_delivered_counts_as_in_hand(ra
         for _ in range(2):
             if len(delivered) == 2:
                 break
-            assert _eventually(lambda: amqp_messages_in_hand(channel) == 1), "an undelivered message is in hand"
+            assert wait_until(lambda: amqp_messages_in_hand(channel) == 1, 5, interval=0.01), \
+                "an undelivered message is in hand"
             connection.drain_events(timeout=5)
         assert len(delivered) == 2
         assert amqp_messages_in_hand(channel) == 0
@@ -55,7 +47,7 @@ def test_bytes_buffered_by_the_connection_or_waiting_in_its_socket_count_as_in_h
         channel = SimpleNamespace(connection=SimpleNamespace(transport=transport))
         assert amqp_messages_in_hand(channel) == 0
         theirs.sendall(b"\x01")
-        assert _eventually(lambda: amqp_messages_in_hand(channel) == 1)
+        assert wait_until(lambda: amqp_messages_in_hand(channel) == 1, 5, interval=0.01)
         ours.recv(1)
         transport._read_buffer = b"\x01\x00"
         assert amqp_messages_in_hand(channel) == 1

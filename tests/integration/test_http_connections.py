@@ -15,6 +15,7 @@ import pytest
 from customer_updates.settings import Settings
 from tests.conftest import load_examples
 from tests.integration.test_http_ingress import TILL, LiveServer
+from tests.polling import wait_until
 
 SILENT = 300
 SLOW = 20
@@ -33,15 +34,6 @@ def closed_by_server(sock: socket.socket) -> bool:
         return False
     except ConnectionResetError:
         return True
-
-
-def wait_until(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return bool(condition())  # type: ignore[operator]
 
 
 @pytest.fixture
