@@ -72,10 +72,15 @@ def test_a_worker_paused_past_its_heartbeat_applies_nothing_twice_when_it_resume
     prepare_database(pg_url, workload.customers)
     holder = start_worker(pg_url, redis_url, concurrency=1, queues=UPDATES_QUEUE, broker_url=rabbitmq_url,
                           **WORKER_SETTINGS)
+    first, *rest = workload.messages(MESSAGE_SIZE)
+    # Celery hands work only to a pool process that has reported itself up, which may come after "ready":
+    # once one message is applied, the process stopped below is sure to be handed the next batch.
+    publish(redis_url, [first], rabbitmq_url)
+    wait_for_records(pg_url, 1, len(first), timeout=60)
     for child in psutil.Process(holder.process.pid).children():
         # Its pool waits, so that it holds a reservation and no database transaction when the pause comes.
         child.send_signal(signal.SIGSTOP)
-    publish(redis_url, workload.messages(MESSAGE_SIZE), rabbitmq_url)
+    publish(redis_url, rest, rabbitmq_url)
     reserved = _wait_for_unacked(rabbitmq_url, at_least=10)
     assert reserved * MESSAGE_SIZE >= 1000, reserved
 
