@@ -20,7 +20,9 @@ from customer_updates.worker.task_events import FlushTaskEvents
 
 def _transport_for(url: str) -> str | None:
     scheme = url.split("://", 1)[0].lower()
-    return "customer_updates.worker.transport:Transport" if scheme in ("redis", "rediss") else None
+    if scheme in ("redis", "rediss"):
+        return "customer_updates.worker.transport:Transport"
+    return "customer_updates.worker.amqp_transport:Transport" if is_amqp(url) else None
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -75,8 +77,9 @@ def _setup_logging(**_: Any) -> None:
 @celeryd_init.connect
 def _worker_messaging(conf: Any = None, **_: Any) -> None:
     # Worker processes only (Flower and producers keep kombu's own): kombu's Redis transport with fewer
-    # round trips per message (worker/transport.py, for URLs it understands), and a JSON
-    # decoder that gives the same values as kombu's without a Python hook per object (worker/decoder.py).
+    # round trips per message (worker/transport.py), py-amqp's with fewer system calls per message
+    # (worker/amqp_transport.py), and a JSON decoder that gives the same values as kombu's without a
+    # Python hook per object (worker/decoder.py).
     if conf is not None and conf.broker_transport is None:
         conf.broker_transport = _transport_for(str(conf.broker_url or ""))
     decoder.install()

@@ -30,6 +30,7 @@ _TRANSPORT = ("customer_updates/worker/transport.py",)
 _BATCHING = ("customer_updates/worker/batching.py",)
 _CONSUMER = ("customer_updates/worker/consumer.py",)
 _LEASES = ("customer_updates/worker/leases.py",)
+_AMQP_TRANSPORT = ("customer_updates/worker/amqp_transport.py",)
 _REDIS_CHANNEL = "kombu.transport.redis:Channel"
 _REDIS_QOS = "kombu.transport.redis:QoS"
 _CELERY_CONSUMER = "celery.worker.consumer.consumer:Consumer"
@@ -109,8 +110,28 @@ HOOKS: tuple[Hook, ...] = (
          ("customer_updates/messaging/sending.py",)),
     Hook("amqp", "amqp.transport:TCPTransport", "_read_buffer",
          "Bytes read from the socket and not yet parsed into frames: with the socket, where a further message "
-         "would be; empty and nothing readable means no further message is in hand, so the batch goes at once.",
-         ("customer_updates/worker/amqp_delivery.py",), kind="instance"),
+         "would be; empty and nothing readable means no further message is in hand, so the batch goes at once. "
+         "The buffered transport reads ahead into it.",
+         ("customer_updates/worker/amqp_delivery.py", _AMQP_TRANSPORT[0]), kind="instance"),
+    # py-amqp and kombu: the worker reads RabbitMQ's socket in large pieces (worker/amqp_transport.py).
+    Hook("amqp", "amqp.transport:TCPTransport", "_read",
+         "Replaced: exactly n bytes as py-amqp's, errors included, but each receive asks for up to READ_SIZE "
+         "bytes and keeps the rest in `_read_buffer`.", _AMQP_TRANSPORT, replicates="dd6e798f8dc6561a"),
+    Hook("amqp", "amqp.transport:TCPTransport", "_setup_transport",
+         "Extended: the read buffer starts as a bytearray, cut at the front as frames are parsed.",
+         _AMQP_TRANSPORT, replicates="a94e8c3d0a4f112c"),
+    Hook("amqp", "amqp.transport:_AbstractTransport", "having_timeout",
+         "Wrapped: at timeout 0 on a blocking socket the receive is made non-blocking by a flag instead of two "
+         "timeout changes a frame; other timeouts go through py-amqp's own.", _AMQP_TRANSPORT,
+         replicates="16e4e63b1ab04382"),
+    Hook("amqp", "amqp.transport:_AbstractTransport", "read_frame",
+         "Parses a frame through `_read` (its header with initial=True, the payload, the end octet) and puts a "
+         "frame's bytes back into `_read_buffer` after a timeout: the replaced `_read` keeps both working.",
+         _AMQP_TRANSPORT, replicates="b4e78a88513b66c5"),
+    Hook("kombu", "kombu.transport.base:Transport", "_make_reader",
+         "kombu's event loop drains a connection at timeout 0 until the socket has nothing more, so what the "
+         "buffered transport read ahead is parsed before the loop waits on the socket again.", _AMQP_TRANSPORT,
+         replicates="92026c9a7f63bff2"),
     Hook("amqp", "amqp.transport:SSLTransport", "_read_buffer",
          "The same buffer on a TLS connection (the SSL socket's `pending()` counts decrypted bytes besides).",
          ("customer_updates/worker/amqp_delivery.py",), kind="instance"),

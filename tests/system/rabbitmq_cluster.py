@@ -33,8 +33,9 @@ EPMD_PORT = 4369
 DIR_PREFIX = "cu-rabbit-"
 # The distribution (node-to-node and CLI-to-node) listens on loopback only, like the AMQP listener.
 LOOPBACK_DIST = "-kernel inet_dist_use_interface {127,0,0,1}"
-# Celery's log line when a consumer connects; it names the node's URL (password masked).
-CONNECTED = re.compile(r"Connected to amqp://\S*?@127\.0\.0\.1:(\d+)")
+# Celery's log line when a consumer connects; it names the node's URL (password masked), with the worker's
+# transport (worker/amqp_transport.py) named by its class path before "://".
+CONNECTED = re.compile(r"Connected to \S+?://\S*?@127\.0\.0\.1:(\d+)")
 
 
 def rabbitmq_script(name: str) -> str:
