@@ -7,16 +7,21 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from customer_updates.worker.amqp_delivery import amqp_messages_in_hand
 from tests.polling import wait_until
 
 
-def test_a_message_pushed_by_rabbitmq_and_not_yet_delivered_counts_as_in_hand(rabbitmq_url: str):
+# kombu's own py-amqp transport (producers, Flower) and the worker's, which reads ahead into the buffer.
+@pytest.mark.parametrize("transport", [None, "customer_updates.worker.amqp_transport:Transport"],
+                         ids=["kombu", "worker"])
+def test_a_message_pushed_by_rabbitmq_and_not_yet_delivered_counts_as_in_hand(rabbitmq_url: str,
+                                                                               transport: str | None):
     queue = Queue(f"in-hand-{uuid.uuid4().hex[:8]}", Exchange("", type="direct"), auto_delete=True)
     delivered: list[Any] = []
-    with Connection(rabbitmq_url) as connection:
+    with Connection(rabbitmq_url, transport=transport) as connection:
         channel = connection.channel()
         consumer = Consumer(channel, [queue], callbacks=[lambda body, message: delivered.append(message)])
         consumer.qos(prefetch_count=10)

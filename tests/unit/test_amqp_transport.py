@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,8 +104,12 @@ def test_a_frame_larger_than_a_read_is_read_whole(pair):
 
 def test_a_blocking_read_waits_for_the_frame(pair):
     transport, _, theirs = pair
-    theirs.sendall(frame(b"blocking"))
-    assert read_frame(transport, timeout=None) == (1, 1, b"blocking")
+    later = threading.Timer(0.2, theirs.sendall, [frame(b"blocking")])
+    later.start()
+    try:
+        assert read_frame(transport, timeout=None) == (1, 1, b"blocking")
+    finally:
+        later.join()
 
 
 def test_a_closed_peer_is_an_error(pair):
