@@ -6,6 +6,7 @@
     python -m bench merge-cost             # time per update of merging updates against plain ones
     python -m bench batch-cost             # worker and PostgreSQL CPU per update, no broker (A/B of code)
     python -m bench import --customers 1000000   # time per 1,000 of `customers import`, first chunks to last
+    python -m bench windows TRACE.csv      # a latency phase (run --latency-trace DIR) by quarter seconds
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         args.customers, args.updates, args.reference_updates = 3000, 600, 150
         args.latency_seconds, args.repeat = 1.5, 1
     layout = Layout(args.customers)
+    if args.latency_trace is not None:
+        args.latency_trace.mkdir(parents=True, exist_ok=True)
     redis_url, client = claim_redis(args.redis_db)
     url = seed.database_url(args.db, f"cu_bench_{os.getpid()}")
     log_dir = Path(tempfile.mkdtemp(prefix="cu-bench-logs-"))
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
                             print(f"  {target.name}: {count:,} updates, {message_size}/message, {workers} worker(s), "
                                   f"run {repeat + 1}/{args.repeat}", file=sys.stderr, flush=True)
                             figures = measure(target, workload, count, workers, message_size, args.latency_seconds,
-                                              log_dir, args.timeout, tuple(parse_counts(args.low_rates)))
+                                              log_dir, args.timeout, tuple(parse_counts(args.low_rates)),
+                                              args.latency_trace)
                             target.close()
                             print("   ", report.one_line(figures), f"load={os.getloadavg()[0]:.2f}",
                                   file=sys.stderr, flush=True)
@@ -136,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--log-level", default="INFO", help="customer-updates worker log level")
     r.add_argument("--timeout", type=float, default=600, help="give up on a run after this many seconds")
     r.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    r.add_argument("--latency-trace", type=Path, metavar="DIR",
+                   help="write each latency phase's updates (when sent, how long) to a CSV file in DIR")
     r.add_argument("--smoke", action="store_true", help="a few thousand customers, a few seconds: checks it works")
     p = sub.add_parser("producer", help="enqueue speed: every producer path against task.delay per command")
     p.add_argument("--commands", type=int, default=20_000)
@@ -157,7 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     i.add_argument("--customers", type=int, default=100_000)
     i.add_argument("--chunk", type=int, default=1000, help="lines per chunk")
+    w = sub.add_parser("windows", help="a latency trace (run --latency-trace) by quarter seconds: steady tail "
+                                       "or episodes")
+    w.add_argument("trace", type=Path, help="a CSV file that run --latency-trace wrote")
+    w.add_argument("--width", type=float, default=0.25, help="seconds a window")
     args = parser.parse_args(argv)
+    if args.command == "windows":
+        from bench import latency_trace
+
+        return latency_trace.main(args.trace, args.width)
     if args.command == "import":
         from bench import import_cost
 

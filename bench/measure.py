@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import latency_trace
+from bench.latency_trace import percentile
 from bench.machine import Meter, PhaseLoad, median_load
 from bench.targets import Target
 from bench.workload import Update, Workload
@@ -30,13 +32,6 @@ class Figures:
     load: PhaseLoad | None = None  # the machine during the throughput phase
     # At low load, one update a message: rate → (p50 ms, p99 ms, the machine during that phase).
     low: dict[int, tuple[float | None, float | None, PhaseLoad | None]] = field(default_factory=dict)
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def wait_applied(target: Target, expected: int, timeout: float, last: list[str]) -> float:
@@ -87,10 +82,11 @@ POLL_CHUNK = 64  # waiting request ids looked up per Redis round trip while meas
 
 
 def paced_latencies(target: Target, workload: Workload, rate: float, seconds: float,
-                    message_size: int) -> list[float]:
-    """Send at `rate` updates/s (whole messages) for `seconds`; enqueue → result visible, in ms."""
+                    message_size: int) -> list[tuple[float, float]]:
+    """Send at `rate` updates/s (whole messages) for `seconds`; for each update, when it was sent (seconds
+    from the start) and enqueue → result visible (ms)."""
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     lock = threading.Lock()
     finished = threading.Event()
 
@@ -105,21 +101,22 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
                 waiting = list(sent_at)
             if not waiting and finished.is_set():
                 return
-            for start in range(0, len(waiting), POLL_CHUNK):
-                chunk = waiting[start:start + POLL_CHUNK]
+            for first in range(0, len(waiting), POLL_CHUNK):
+                chunk = waiting[first:first + POLL_CHUNK]
                 seen = time.monotonic()
                 found = target.done(chunk)
                 with lock:
                     for rid in found:
-                        latencies.append((seen - sent_at.pop(rid)) * 1000)
+                        sent = sent_at.pop(rid)
+                        latencies.append((sent - start, (seen - sent) * 1000))
                 if not found:
                     break
             time.sleep(0.005)
 
     with collector_paused():
         poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
         start = time.monotonic()
+        poller.start()
         sent = 0
         while (elapsed := time.monotonic() - start) < seconds:
             # Every whole message that is due goes in one enqueue call, as a producer hands over what it
@@ -146,7 +143,9 @@ def paced_latencies(target: Target, workload: Workload, rate: float, seconds: fl
 
 
 def measure(target: Target, workload: Workload, updates: int, workers: int, message_size: int,
-            latency_seconds: float, log_dir: Path, timeout: float, low_rates: tuple[int, ...] = ()) -> Figures:
+            latency_seconds: float, log_dir: Path, timeout: float, low_rates: tuple[int, ...] = (),
+            trace_dir: Path | None = None) -> Figures:
+    """One run; with `trace_dir`, each latency phase's updates are also written there (bench/latency_trace.py)."""
     batch = workload.take(updates)
     target.enqueue(batch)  # a full queue before the worker starts: the worker alone is measured
     log_name = f"{target.name.split()[0]}-{message_size}m-{workers}w-{time.time():.0f}.log"
@@ -166,17 +165,23 @@ def measure(target: Target, workload: Workload, updates: int, workers: int, mess
         cpu = worker.cpu_seconds() - cpu_before
         rate = len(batch) / (finished - started)
         paced = rate / 2
-        latencies = paced_latencies(target, workload, paced, latency_seconds, message_size) \
-            if latency_seconds > 0 else []
+        def phase(rate: float, size: int) -> list[float]:
+            seen = paced_latencies(target, workload, rate, latency_seconds, size)
+            if trace_dir is not None:
+                name = f"{latency_trace.slug(target.name)}-{size}m-{workers}w-{rate:.0f}per-s-{time.time():.0f}.csv"
+                latency_trace.write(trace_dir / name, seen)
+            return [ms for _, ms in seen]
+
+        latencies = phase(paced, message_size) if latency_seconds > 0 else []
         for low_rate in low_rates if latency_seconds > 0 else ():
             # One update a message, paced far below the maximum: the latency a quiet service sees.
             with Meter() as low_meter:
-                seen = paced_latencies(target, workload, low_rate, latency_seconds, 1)
-            low[low_rate] = (_percentile(seen, 0.5), _percentile(seen, 0.99), low_meter.load)
+                low_seen = phase(low_rate, 1)
+            low[low_rate] = (percentile(low_seen, 0.5), percentile(low_seen, 0.99), low_meter.load)
     finally:
         worker.stop()
-    return Figures(target.name, len(batch), rate, _percentile(latencies, 0.5), _percentile(latencies, 0.95),
-                   _percentile(latencies, 0.99), paced, worker.max_rss_mib(), cpu * 1000 / len(batch),
+    return Figures(target.name, len(batch), rate, percentile(latencies, 0.5), percentile(latencies, 0.95),
+                   percentile(latencies, 0.99), paced, worker.max_rss_mib(), cpu * 1000 / len(batch),
                    meter.load, low)
 
 
