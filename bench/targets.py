@@ -133,7 +133,13 @@ def reset_counts(database_url: str) -> None:
 
     On PostgreSQL the database is then vacuumed, as autovacuum keeps a live one: a server run with
     autovacuum off (as some test machines are) otherwise leaves every later run of a `--repeat` the dead
-    rows of the runs before it (a third of the customers rewritten per run, the emptied tables)."""
+    rows of the runs before it (a third of the customers rewritten per run, the emptied tables).
+
+    Then a checkpoint, so that every run starts with the server's write-ahead log in the same state:
+    the checkpoint renames the segments no longer needed into the ones to come. Without it the server
+    ran out of such segments in the middle of a run (the seeding and the runs before it had used them)
+    and created each next 16 MB segment while every commit waited for it, 20 to 40 ms every two or three
+    seconds, which made most of the half-rate p99 at one update a message (bench/HISTORY.md)."""
     engine = create_engine(normalise_url(database_url))
     postgres = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
@@ -147,4 +153,5 @@ def reset_counts(database_url: str) -> None:
     if postgres:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
+            conn.execute(text("CHECKPOINT"))
     engine.dispose()
