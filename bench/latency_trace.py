@@ -72,10 +72,12 @@ def main(path: Path, width: float) -> int:
     p99 = percentile([ms for _, ms in seen], 0.99) or 0.0
     found = windows(seen, width)
     print(f"{len(seen):,} updates, p99 {p99:.0f} ms; windows of {width:g} s (sent at, updates, p50, slowest):")
+    holding = 0
     for window in found:
-        mark = "  <- holds updates of the slowest 1%" if window.worst >= p99 else ""
+        slowest = window.worst >= p99
+        holding += slowest
+        mark = "  <- holds updates of the slowest 1%" if slowest else ""
         print(f"{window.start:8.2f} s {window.count:6,} {window.p50:7.1f} {window.worst:7.1f} ms{mark}")
-    holding = sum(1 for w in found if w.worst >= p99)
     print(f"{holding} of {len(found)} windows hold updates of the slowest 1%: a few in a row is an episode, "
           "many apart the steady tail")
     return 0

@@ -165,10 +165,11 @@ def measure(target: Target, workload: Workload, updates: int, workers: int, mess
         cpu = worker.cpu_seconds() - cpu_before
         rate = len(batch) / (finished - started)
         paced = rate / 2
-        def phase(rate: float, size: int) -> list[float]:
-            seen = paced_latencies(target, workload, rate, latency_seconds, size)
+
+        def phase(pace: float, size: int) -> list[float]:
+            seen = paced_latencies(target, workload, pace, latency_seconds, size)
             if trace_dir is not None:
-                name = f"{latency_trace.slug(target.name)}-{size}m-{workers}w-{rate:.0f}per-s-{time.time():.0f}.csv"
+                name = f"{latency_trace.slug(target.name)}-{size}m-{workers}w-{pace:.0f}per-s-{time.time():.0f}.csv"
                 latency_trace.write(trace_dir / name, seen)
             return [ms for _, ms in seen]
 

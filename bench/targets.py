@@ -137,9 +137,8 @@ def reset_counts(database_url: str) -> None:
 
     Then a checkpoint, so that every run starts with the server's write-ahead log in the same state:
     the checkpoint renames the segments no longer needed into the ones to come. Without it the server
-    ran out of such segments in the middle of a run (the seeding and the runs before it had used them)
-    and created each next 16 MB segment while every commit waited for it, 20 to 40 ms every two or three
-    seconds, which made most of the half-rate p99 at one update a message (bench/HISTORY.md)."""
+    could run out of such segments in the middle of a run and make new ones while commits waited
+    (bench/HISTORY.md, "Write-ahead log segments")."""
     engine = create_engine(normalise_url(database_url))
     postgres = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
