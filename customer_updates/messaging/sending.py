@@ -27,6 +27,7 @@ from customer_updates.messaging.masking import mask_customer as mask_customer
 from customer_updates.messaging.masking import mask_value as mask_value
 from customer_updates.messaging.masking import masked_repr
 from customer_updates.messaging.names import APPLY_TASK, AWARD_TASK, SIDE_EFFECTS_QUEUE, UPDATES_QUEUE
+from customer_updates.messaging.tcp_cork import corked
 
 log = logging.getLogger("customer_updates.sending")
 
@@ -153,10 +154,23 @@ class _ConfirmingChannel:
     def publish(self, messages: list[list[Any]]) -> None:
         """Send the messages and wait for their confirms. A nack or a timeout raises (the caller then knows
         only that some of them may be on the queue, as with any failed send)."""
-        from amqp import Message
         from amqp.exceptions import MessageNacked
 
         events: list[dict[str, Any]] = []
+        with corked(self.channel.connection):  # one segment for many messages, not one each
+            self._send(messages, events)
+        deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
+        while not self.nacked and (missing := self._unconfirmed()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"RabbitMQ did not confirm {missing} publishes")
+            self.channel.connection.drain_events(timeout=left)
+        if self.nacked:
+            raise MessageNacked("RabbitMQ refused a message (nack)")
+
+    def _send(self, messages: list[list[Any]], events: list[dict[str, Any]]) -> None:
+        from amqp import Message
+
         for commands in messages:
             message = _apply_message(self.celery, commands, self.sends_events, reply_to=self.celery.thread_oid)
             self.channel.basic_publish(
@@ -172,14 +186,6 @@ class _ConfirmingChannel:
                         content_encoding="utf-8", application_headers={"hostname": _origin()}, delivery_mode=1,
                         priority=0),
                 exchange=self.event_exchange.name, routing_key="task.multi")
-        deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
-        while not self.nacked and (missing := self._unconfirmed()):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"RabbitMQ did not confirm {missing} publishes")
-            self.channel.connection.drain_events(timeout=left)
-        if self.nacked:
-            raise MessageNacked("RabbitMQ refused a message (nack)")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
