@@ -1,8 +1,8 @@
-"""Many small AMQP frames in few TCP segments: a producer's messages, a worker's acknowledgements.
+"""Many small AMQP frames in few TCP segments: the messages of a producer's call.
 
-py-amqp writes each message, and each acknowledgement, with a send of its own, and RabbitMQ then reads
-them one receive at a time. Corked (Linux's TCP_CORK), the kernel holds what is written until the block
-ends and sends it in full segments, so both sides make far fewer system calls for the same frames.
+py-amqp writes each message with a send of its own, and RabbitMQ then reads them one receive at a time.
+Corked (Linux's TCP_CORK), the kernel holds what is written until the block ends and sends it in full
+segments, so RabbitMQ reads a call's messages in a few receives.
 """
 
 from __future__ import annotations

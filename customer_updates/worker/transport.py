@@ -33,7 +33,6 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 
 from customer_updates.messaging.dead_letters import push_dead_letter
-from customer_updates.messaging.tcp_cork import corked
 from customer_updates.worker import leases
 from customer_updates.worker.decoder import loads
 from customer_updates.worker.queue_entries import Unusable, check, decode_entry
@@ -312,15 +311,5 @@ def acknowledge_all(requests: Sequence[Any]) -> None:
             virtual.QoS.ack(qos, request.message.delivery_tag)  # kombu's in-memory bookkeeping
             request.message._state = "ACK"
             request.acknowledged = True
-    rest = [request for request in pending if not request.acknowledged]
-    # On RabbitMQ an acknowledgement is a frame written by itself: corked, a batch's go in a few segments.
-    with corked(_amqp_connection(rest)):
-        for request in rest:
-            request.acknowledge()
-
-
-def _amqp_connection(requests: Sequence[Any]) -> Any:
-    """The py-amqp connection the requests' messages came on (None when not all on one)."""
-    connections = {id(c): c for c in (getattr(getattr(r.message, "channel", None), "connection", None)
-                                      for r in requests)}
-    return next(iter(connections.values())) if len(connections) == 1 else None
+    for request in pending:
+        request.acknowledge()  # a no-op for those acknowledged above

@@ -1,5 +1,4 @@
-"""What a RabbitMQ producer's call or a worker's batch of acknowledgements writes is held in the kernel
-(TCP_CORK) and goes when the block ends."""
+"""What a RabbitMQ producer's call writes is held in the kernel (TCP_CORK) and goes when the call ends."""
 
 from __future__ import annotations
 
@@ -56,27 +55,3 @@ def test_a_connection_without_a_socket_is_left_as_it_is():
     with corked(SimpleNamespace(transport=None)):
         pass
 
-
-class _Request:
-    def __init__(self, connection: object, seen: list[int]) -> None:
-        self.message = SimpleNamespace(channel=SimpleNamespace(connection=connection))
-        self.acknowledged = False
-        self._seen = seen
-
-    def acknowledge(self) -> None:
-        sock = self.message.channel.connection.transport.sock
-        self._seen.append(_corked_now(sock))
-        self.acknowledged = True
-
-
-def test_a_batch_of_rabbitmq_acknowledgements_is_written_corked(tcp_pair):
-    from customer_updates.worker.transport import acknowledge_all
-
-    client, _ = tcp_pair
-    connection = SimpleNamespace(transport=SimpleNamespace(sock=client))
-    seen: list[int] = []
-    requests = [_Request(connection, seen) for _ in range(3)]
-    acknowledge_all(requests)
-    assert seen == [1, 1, 1]
-    assert all(r.acknowledged for r in requests)
-    assert _corked_now(client) == 0
