@@ -171,6 +171,10 @@ HOOKS: tuple[Hook, ...] = (
          "Task events of a batch are published as one `task.multi` message with the dispatcher's own producer, "
          "exchange, serializer and headers, under its mutex, as its buffered flush does.",
          ("customer_updates/worker/task_events.py",), kind="instance"),
+    Hook("celery", "celery.events.dispatcher:EventDispatcher", "on_send_buffered",
+         "Replaced by the consumer step FlushTaskEvents: a task event Celery's own requests buffer is flushed "
+         "EVENTS_DELAY later with the others of that time, not at the event loop's next turn one by one.",
+         ("customer_updates/worker/task_events.py",), kind="instance"),
     # celery-batches: pacing, and the hand-over to the pool with task events.
     Hook("celery-batches", "celery_batches:Batches", "_buffer", "The queue of buffered requests that a flush takes.",
          _BATCHING, kind="instance"),

@@ -194,17 +194,55 @@ def _received_fields(req: Any) -> dict[str, Any]:
 
 
 
+class DelayedDispatcherFlush:
+    """What Celery's event dispatcher calls when it buffers a task event (`on_send_buffered`): a flush of its
+    buffer `EVENTS_DELAY` later, not at the event loop's next turn.
+
+    Celery's own requests (award, relay and purge tasks) buffer their events, and Celery flushes that buffer
+    at the loop's next turn: a message, and with publisher confirms on RabbitMQ a wait for its confirm,
+    for nearly every event, since the loop turns far more often than such tasks end. Delayed, the events of
+    those moments share one message, as the batches' own do (`TaskEvents`)."""
+
+    def __init__(self, dispatcher: Any, call_later: Callable[[float, Callable[[], None]], Any]) -> None:
+        self.dispatcher = dispatcher
+        self.call_later = call_later
+        self.due = False
+
+    def __call__(self) -> None:
+        if not self.due:
+            self.due = True
+            self.call_later(EVENTS_DELAY, self.flush)
+
+    def flush(self) -> None:
+        self.due = False
+        try:
+            self.dispatcher.flush()
+        except Exception as exc:  # events are for monitoring: never the worker's loop
+            log.warning("task events not sent", extra={"error": type(exc).__name__})
+
+
 class FlushTaskEvents(bootsteps.StartStopStep):
-    """A consumer step that sends the task events still waiting (`EVENTS_DELAY`) when the consumer stops,
-    before the Events step it requires closes the dispatcher (steps stop in the reverse order of their start)."""
+    """A consumer step that delays the flushes of Celery's own buffered task events (`DelayedDispatcherFlush`),
+    and sends the task events still waiting when the consumer stops, before the Events step it requires
+    closes the dispatcher (steps stop in the reverse order of their start)."""
 
     requires = ("celery.worker.consumer.events:Events",)
+
+    def start(self, c: Any) -> None:
+        # After the Events step's start, which makes a new dispatcher at every (re)connection.
+        dispatcher = getattr(c, "event_dispatcher", None)
+        hub = getattr(c, "hub", None)
+        if dispatcher is not None and hub is not None and getattr(dispatcher, "on_send_buffered", None) is not None:
+            dispatcher.on_send_buffered = DelayedDispatcherFlush(dispatcher, hub.call_later)
 
     def stop(self, c: Any) -> None:
         for task in list(c.app.tasks.values()):
             observer = getattr(task, "observer", None)
             if isinstance(observer, TaskEvents):
                 observer.flush()
+        dispatcher = getattr(c, "event_dispatcher", None)
+        if dispatcher is not None and isinstance(getattr(dispatcher, "on_send_buffered", None), DelayedDispatcherFlush):
+            dispatcher.on_send_buffered.flush()
 
     def shutdown(self, c: Any) -> None:
         self.stop(c)

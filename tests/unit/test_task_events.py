@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from types import SimpleNamespace
@@ -27,8 +28,9 @@ class _Producer:
         if self.fails:
             raise ConnectionError("broker gone")
         # Decoded as an event receiver decodes it (kombu.serialization.loads).
+        # A copy of a body not encoded yet: Celery's dispatcher empties its buffer list after the publish.
         decoded = loads(body, options["content_type"], options["content_encoding"]) if options.get("content_type") \
-            else body
+            else copy.deepcopy(body)
         self.sent.append({"body": decoded, **options})
 
 
@@ -242,3 +244,48 @@ def test_the_worker_app_runs_the_flushing_step_in_its_consumer():
     from customer_updates.worker.celery_app import app
 
     assert task_events.FlushTaskEvents in app.steps["consumer"]
+
+
+def _celery_dispatcher(flushed_at_once: list[int]) -> Any:
+    """Celery's own event dispatcher as the worker's consumer makes it: task events buffered, and a callback
+    (here one that counts) for each event buffered."""
+    app = Celery(broker="memory://", set_as_current=False)
+    connection = app.connection_for_write()
+    dispatcher = app.events.Dispatcher(connection, hostname="worker@host", enabled=True, buffer_group=["task"],
+                                       on_send_buffered=lambda: flushed_at_once.append(1))
+    dispatcher.producer = _Producer()
+    return dispatcher
+
+
+def test_celerys_own_buffered_task_events_go_out_together_after_the_delay():
+    flushed_at_once: list[int] = []
+    dispatcher = _celery_dispatcher(flushed_at_once)
+    timers: list[tuple[float, Any]] = []
+    consumer = SimpleNamespace(event_dispatcher=dispatcher,
+                               hub=SimpleNamespace(call_later=lambda delay, cb: timers.append((delay, cb))))
+    step = task_events.FlushTaskEvents.__new__(task_events.FlushTaskEvents)
+    step.start(consumer)
+
+    for n in range(3):  # what Celery's request of an award task sends
+        dispatcher.send("task-received", uuid=f"award-{n}")
+        dispatcher.send("task-succeeded", uuid=f"award-{n}")
+
+    assert flushed_at_once == [] and dispatcher.producer.sent == []  # Celery's next-turn flush is replaced
+    assert [delay for delay, _ in timers] == [task_events.EVENTS_DELAY]
+    timers[0][1]()
+    [message] = dispatcher.producer.sent
+    assert [(e["type"], e["uuid"]) for e in message["body"]] == [
+        (kind, f"award-{n}") for n in range(3) for kind in ("task-received", "task-succeeded")]
+    dispatcher.send("task-received", uuid="award-3")
+    assert len(timers) == 2  # the next event starts a new timer
+
+
+def test_celerys_buffered_task_events_still_waiting_go_out_when_the_consumer_stops():
+    dispatcher = _celery_dispatcher([])
+    consumer = SimpleNamespace(event_dispatcher=dispatcher, app=SimpleNamespace(tasks={}),
+                               hub=SimpleNamespace(call_later=lambda delay, cb: None))
+    step = task_events.FlushTaskEvents.__new__(task_events.FlushTaskEvents)
+    step.start(consumer)
+    dispatcher.send("task-succeeded", uuid="award-1")
+    step.shutdown(consumer)
+    assert [e["uuid"] for message in dispatcher.producer.sent for e in message["body"]] == ["award-1"]
