@@ -51,7 +51,8 @@ class HideMessageBodies(logging.Filter):
 # Celery's warning for each message sent with a countdown to a quorum queue behind a direct exchange: its
 # native delayed delivery needs topic exchanges. The worker leaves that delivery out (worker/consumer.py) and
 # holds such a message unacknowledged until it is due (celery-batches' ETA handling), so the three lines it
-# adds to every retry would only alarm. tests/unit/test_log_filters.py checks Celery still says it this way.
+# adds to every retry would only alarm. tests/integration/test_delayed_delivery_warning.py checks that Celery
+# still says it this way.
 CELERY_DELAYED_DELIVERY_WARNING = "Direct exchanges are not supported with native delayed delivery"
 
 

@@ -193,7 +193,6 @@ def _received_fields(req: Any) -> dict[str, Any]:
             "eta": req.eta and req.eta.isoformat(), "expires": req.expires and req.expires.isoformat()}
 
 
-
 class DelayedDispatcherFlush:
     """What Celery's event dispatcher calls when it buffers a task event (`on_send_buffered`): a flush of its
     buffer `EVENTS_DELAY` later, not at the event loop's next turn.
