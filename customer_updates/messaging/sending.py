@@ -156,9 +156,8 @@ class _ConfirmingChannel:
         only that some of them may be on the queue, as with any failed send)."""
         from amqp.exceptions import MessageNacked
 
-        events: list[dict[str, Any]] = []
         with corked(self.channel.connection):  # one segment for many messages, not one each
-            self._send(messages, events)
+            self._send(messages)
         deadline = time.monotonic() + AMQP_CONFIRM_TIMEOUT
         while not self.nacked and (missing := self._unconfirmed()):
             left = deadline - time.monotonic()
@@ -168,9 +167,11 @@ class _ConfirmingChannel:
         if self.nacked:
             raise MessageNacked("RabbitMQ refused a message (nack)")
 
-    def _send(self, messages: list[list[Any]], events: list[dict[str, Any]]) -> None:
+    def _send(self, messages: list[list[Any]]) -> None:
+        """The messages, then their task-sent events grouped, without waiting for confirms."""
         from amqp import Message
 
+        events: list[dict[str, Any]] = []
         for commands in messages:
             message = _apply_message(self.celery, commands, self.sends_events, reply_to=self.celery.thread_oid)
             self.channel.basic_publish(

@@ -239,9 +239,9 @@ class FlushTaskEvents(bootsteps.StartStopStep):
             observer = getattr(task, "observer", None)
             if isinstance(observer, TaskEvents):
                 observer.flush()
-        dispatcher = getattr(c, "event_dispatcher", None)
-        if dispatcher is not None and isinstance(getattr(dispatcher, "on_send_buffered", None), DelayedDispatcherFlush):
-            dispatcher.on_send_buffered.flush()
+        delayed = getattr(getattr(c, "event_dispatcher", None), "on_send_buffered", None)
+        if isinstance(delayed, DelayedDispatcherFlush) and delayed.due:  # due: events wait in its buffer
+            delayed.flush()
 
     def shutdown(self, c: Any) -> None:
         self.stop(c)

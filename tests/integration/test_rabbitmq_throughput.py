@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from customer_updates.messaging.broker import producer_app
@@ -157,3 +158,30 @@ def test_the_task_sent_events_of_pipelined_messages_reach_an_event_receiver(load
     assert {event["queue"] for event in seen} == {UPDATES_QUEUE}
     assert {event["name"] for event in seen} == {"customer_updates.apply_updates"}
     assert len({event["uuid"] for event in seen}) == 3
+
+
+def test_a_calls_messages_are_written_corked_and_the_socket_is_uncorked_after(loaded_db, redis_url, rabbitmq_url,
+                                                                               monkeypatch):
+    import contextlib
+    import socket
+
+    from customer_updates.messaging import sending
+
+    cork = getattr(socket, "TCP_CORK", None)
+    if cork is None:
+        pytest.skip("TCP_CORK is Linux's")
+    states: list[tuple[int, int]] = []  # (inside the block, after it) per call
+    real = sending.corked
+
+    @contextlib.contextmanager
+    def watched(connection: Any) -> Any:
+        sock = connection.transport.sock
+        with real(connection):
+            inside = sock.getsockopt(socket.IPPROTO_TCP, cork)
+            yield
+        states.append((inside, sock.getsockopt(socket.IPPROTO_TCP, cork)))
+
+    monkeypatch.setattr(sending, "corked", watched)
+    settings = Settings(DATABASE_URL=loaded_db, REDIS_URL=redis_url, broker_url=rabbitmq_url)
+    publish_many([[command] for command in _commands(20)], celery=producer_app(settings))
+    assert states == [(1, 0)]
