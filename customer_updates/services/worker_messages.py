@@ -49,7 +49,7 @@ class Message:
 
     commands: list[Any]
     attempt: int = 0
-    task_id: str | None = None  # the Celery task of the queue message (None: commands set aside, regrouped)
+    task_id: str | None = None  # the Celery task of the queue message (None: not known)
 
 
 def as_commands(kwargs: Any) -> list[Any] | None:
@@ -161,7 +161,21 @@ def _apply_chunk(rt: Runtime, chunk: list[Message], send_awards: Callable[[list[
         return []
     finally:
         _release(rt, claimed)  # unless released after commit; before the set-aside commands claim them again
-    return [Message(outcome.deferred, max(m.attempt for m in chunk))] if outcome.deferred else []
+    return _set_aside(chunk, outcome.deferred)
+
+
+def _set_aside(chunk: list[Message], deferred: list[Any]) -> list[Message]:
+    """The deferred commands, each in its own message again: a message keeps its attempt count and task id, so
+    that a later retry or dead letter is of that message alone."""
+    if not deferred:
+        return []
+    held = {id(raw) for raw in deferred}  # the very objects of the chunk's messages (BatchApplier keeps them)
+    out = []
+    for msg in chunk:
+        mine = [raw for raw in msg.commands if id(raw) in held]
+        if mine:
+            out.append(Message(mine, msg.attempt, msg.task_id))
+    return out
 
 
 def _claim(rt: Runtime, chunk: list[Message],
